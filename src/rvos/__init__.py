@@ -1,0 +1,3 @@
+"""rvos: referring video object segmentation from cheap annotation."""
+
+__version__ = "0.1.0"

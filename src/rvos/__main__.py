@@ -1,0 +1,3 @@
+from rvos.cli import main
+
+raise SystemExit(main())
