@@ -1,0 +1,25 @@
+"""build_model(cfg): the one place that wires encoders, fusion, FPN and head into an RVOSModel."""
+from __future__ import annotations
+
+from rvos.models.config import ModelConfig
+from rvos.models.fpn import LanguageFPN
+from rvos.models.fusion import CrossModalFusion
+from rvos.models.heads import MultiQueryHead, SingleHead
+from rvos.models.rvos_model import RVOSModel
+from rvos.models.text import build_text
+from rvos.models.vision import build_vision
+
+
+def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
+    cfg = cfg or ModelConfig()
+    vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen)
+    text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
+    c2, c3, c4, c5 = vision.channels
+    fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads)
+    fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim)
+    if cfg.head == "single":
+        head = SingleHead(cfg.dim, cfg.mask_dim, cfg.dyn_hidden, cfg.dyn_layers)
+    else:
+        head = MultiQueryHead(cfg.dim, cfg.mask_dim, cfg.num_queries, cfg.dec_layers, cfg.num_heads,
+                              cfg.dyn_hidden, cfg.dyn_layers, cfg.rel_coords)
+    return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, config=cfg)

@@ -1,0 +1,57 @@
+"""ModelConfig: everything `build_model` needs, saved in every checkpoint and run folder."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from rvos.errors import ConfigError
+
+VISIONS = ("efficientnet_lite0", "efficientnet_lite2", "tiny")
+TEXTS = ("minilm", "tiny")
+HEADS = ("single", "multi")
+
+
+@dataclass
+class ModelConfig:
+    vision: str = "efficientnet_lite0"
+    vision_pretrained: bool = True
+    vision_frozen: bool = True
+    text: str = "minilm"
+    text_frozen: bool = True
+    text_cache_size: int = 4096  # sentences kept by a frozen text encoder
+    dim: int = 128  # width D of the fusion (C5 + words), kept small for CPU speed
+    num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
+    fpn_dims: tuple[int, int, int] = (96, 64, 32)  # FPN widths at strides 16, 8, 4 (stride 32 uses `dim`)
+    mask_dim: int = 8  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
+    dyn_hidden: int = 8  # hidden width of the 3-layer dynamic 1x1-conv MLP
+    dyn_layers: int = 3
+    head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries
+    num_queries: int = 5
+    dec_layers: int = 2  # query decoder layers (multi head)
+    rel_coords: bool = True  # multi head: relative coordinates to the query's box centre as 2 extra channels
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model.{name}={getattr(self, name)!r}; expected one of {allowed}")
+        self.fpn_dims = tuple(int(d) for d in self.fpn_dims)
+        if len(self.fpn_dims) != 3:
+            raise ConfigError(f"model.fpn_dims needs 3 widths (strides 16, 8, 4), got {self.fpn_dims}")
+        if self.dim % 8:
+            raise ConfigError(f"model.dim={self.dim} must be a multiple of 8 (GroupNorm of 8 groups)")
+        if self.dim % self.num_heads:
+            raise ConfigError(f"model.dim={self.dim} must be divisible by model.num_heads={self.num_heads}")
+        if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
+            raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fpn_dims"] = list(self.fpn_dims)  # plain YAML
+        return d

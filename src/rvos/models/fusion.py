@@ -1,0 +1,61 @@
+"""Cross-modal fusion of SimRVOS (WRVOS paper, section III-B, eq. 1-2).
+
+The top visual level C5 and the word features are projected to one width D, then
+  F_hat = F + softmax(q(F) k(R)^T / sqrt(C)) v(R)     (eq. 1, language -> vision, A_L2V)
+  R_hat = R + softmax(q(R) k(F)^T / sqrt(C)) v(F)     (eq. 2, vision -> language, A_V2L)
+with multi-head attention and individual parameters for the two directions. A LayerNorm follows each residual
+(post-norm, as the transformer layers the paper cites) to keep the two modalities on one scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Fused:
+    visual: torch.Tensor  # [N, D, h, w], language-aware top-level feature F_hat (eq. 1)
+    words: torch.Tensor  # [N, L, D], vision-enhanced words R_hat (eq. 2)
+    pad_mask: torch.Tensor  # bool [N, L], True = padding
+    sentence: torch.Tensor  # [N, D], projected sentence feature R^s
+    pos: torch.Tensor  # [1, h*w, D], positional embedding of the visual tokens (for query decoders)
+
+
+class CrossModalFusion(nn.Module):
+    def __init__(self, vis_channels: int, text_dim: int, dim: int = 128, num_heads: int = 4):
+        super().__init__()
+        self.vis_proj = nn.Sequential(nn.Conv2d(vis_channels, dim, 1), nn.GroupNorm(8, dim))
+        self.word_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
+        self.sent_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
+        self.pos = nn.Sequential(nn.Linear(2, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.l2v = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.v2l = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.norm_v = nn.LayerNorm(dim)
+        self.norm_w = nn.LayerNorm(dim)
+
+    def project_sentence(self, sentence: torch.Tensor) -> torch.Tensor:
+        return self.sent_proj(sentence)
+
+    def positions(self, h: int, w: int, device) -> torch.Tensor:
+        """[1, h*w, D] embedding of normalised (x, y) cell centres; works for any frame size."""
+        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(1, h * w, 2)
+        return self.pos(grid)
+
+    def forward(self, c5: torch.Tensor, words: torch.Tensor, pad_mask: torch.Tensor, sentence: torch.Tensor) -> Fused:
+        """c5 [N, C5, h, w]; words [N, L, C_t]; pad_mask [N, L]; sentence [N, C_t] (N = B*T frames)."""
+        n, _, h, w = c5.shape
+        f = self.vis_proj(c5).flatten(2).transpose(1, 2)  # [N, h*w, D]
+        pos = self.positions(h, w, c5.device)
+        r = self.word_proj(words)  # [N, L, D]
+        # eq. 1: visual queries attend to words (padding words masked out)
+        f_att, _ = self.l2v(f + pos, r, r, key_padding_mask=pad_mask, need_weights=False)
+        f_hat = self.norm_v(f + f_att)
+        # eq. 2: words attend to the (original) visual feature of their frame
+        r_att, _ = self.v2l(r, f + pos, f, need_weights=False)
+        r_hat = self.norm_w(r + r_att)
+        visual = f_hat.transpose(1, 2).reshape(n, -1, h, w)  # [N, D, h, w]
+        return Fused(visual, r_hat, pad_mask, self.sent_proj(sentence), pos)

@@ -1,0 +1,67 @@
+"""Text reconstruction of R2-VOS (section 4.3) and the fusion of e' into e (section 4.4, "FT" in Table 3).
+
+V-T projection: a transformer decoder D_E whose one learnable text query e_0 reads the grounded feature f_early
+of a clip and returns the reconstructed sentence embedding e' = D_E(f_early, e_0) in the (projected) text space.
+
+Fusion: the paper says only "we first fuse the reconstructed text embedding e' to text embedding e" before the
+fused embedding is repeated into the N instance queries. Our reading: a residual, e_fused = LN(e + W e'), so that
+an untrained W (zero-initialised) starts from the plain sentence embedding and the segmentation queries can
+take the visual cues e' carries. `mode="concat"` uses LN(W [e; e']) instead.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from rvos.errors import ConfigError
+
+
+class TextReconstruction(nn.Module):
+    """f_early [B*T, D, h, w] -> e' [B, D]."""
+
+    def __init__(self, dim: int, num_heads: int = 4, num_layers: int = 1, ffn_dim: Optional[int] = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads or num_layers < 1:
+            raise ConfigError(f"text reconstruction needs dim % num_heads == 0 and num_layers >= 1, got dim={dim}, "
+                              f"num_heads={num_heads}, num_layers={num_layers}")
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # e_0
+        layer = nn.TransformerDecoderLayer(dim, num_heads, ffn_dim or 4 * dim, dropout=dropout, batch_first=True)
+        self.decoder = nn.TransformerDecoder(layer, num_layers)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, f_early: torch.Tensor, batch: int, pos: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """f_early [B*T, D, h, w] (frame-major within a clip); pos [1, h*w, D] or None -> e' [B, D]."""
+        bt, d, h, w = f_early.shape
+        if bt % batch:
+            raise ConfigError(f"text reconstruction got {bt} frames for a batch of {batch} clips")
+        t = bt // batch
+        memory = f_early.flatten(2).transpose(1, 2).reshape(batch, t * h * w, d)  # [B, T*h*w, D]
+        if pos is not None:
+            memory = memory + pos.repeat(1, t, 1)
+        out = self.decoder(self.query.expand(batch, -1, -1), memory)  # [B, 1, D]
+        return self.norm(out[:, 0])
+
+
+class TextFusion(nn.Module):
+    """(e [B, D], e' [B, D]) -> fused sentence embedding [B, D] for the instance queries."""
+
+    def __init__(self, dim: int, mode: str = "add"):
+        super().__init__()
+        if mode not in ("add", "concat"):
+            raise ConfigError(f"text fusion mode must be 'add' or 'concat', got {mode!r}")
+        self.mode = mode
+        self.proj = nn.Linear(dim if mode == "add" else 2 * dim, dim)
+        if mode == "add":  # start as the identity on e (up to LN): e' only enters once it helps
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, e: torch.Tensor, e_rec: torch.Tensor) -> torch.Tensor:
+        if e.shape != e_rec.shape:
+            raise ConfigError(f"text fusion got e {tuple(e.shape)} and e' {tuple(e_rec.shape)}; expected equal [B, D]")
+        if self.mode == "add":
+            return self.norm(e + self.proj(e_rec))
+        return self.norm(self.proj(torch.cat([e, e_rec], dim=-1)))

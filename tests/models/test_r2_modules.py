@@ -1,0 +1,131 @@
+"""R2-VOS modules: early grounding (eq. 4-6), text reconstruction + fusion, consensus head and loss."""
+import math
+
+import pytest
+import torch
+
+from rvos.errors import ConfigError
+from rvos.models.consensus import ConsensusHead, consensus_loss, gate_masks, presence_gate
+from rvos.models.early_grounding import EarlyGrounding, adaptive_word_pool
+from rvos.models.text_reconstruction import TextFusion, TextReconstruction
+
+B, T, D, H, W, L = 2, 3, 16, 4, 5, 6
+
+
+def inputs(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(B * T, D, H, W, generator=g, requires_grad=True)
+    words = torch.randn(B, L, D, generator=g, requires_grad=True)
+    pad = torch.tensor([[False] * 4 + [True] * 2, [False] * 6])
+    return f, words, pad
+
+
+def test_adaptive_word_pool_by_hand():
+    words = torch.arange(12, dtype=torch.float32).reshape(2, 6, 1)  # sentence 0: 4 real words 0..3; 1: 6..11
+    pad = torch.tensor([[False] * 4 + [True] * 2, [False] * 6])
+    pooled = adaptive_word_pool(words, pad, 3)[..., 0]
+    # 4 words into 3 bins: [0,2) [1,3) [2,4) -> 0.5 1.5 2.5; 6 words: [0,2) [2,4) [4,6) -> 6.5 8.5 10.5
+    assert pooled.tolist() == [[0.5, 1.5, 2.5], [6.5, 8.5, 10.5]]
+    # more bins than words repeats words (bins [0,1) [0,2) [1,2) for 2 words into 3), padding never enters
+    two = adaptive_word_pool(torch.tensor([[[1.0], [3.0], [99.0]]]), torch.tensor([[False, False, True]]), 3)
+    assert two[0, :, 0].tolist() == [1.0, 2.0, 3.0]
+    same = torch.nn.functional.adaptive_avg_pool1d(words[1:, :, 0][None], 3)[0, 0]
+    assert pooled[1].tolist() == same.tolist()  # the bins of torch's adaptive pooling
+
+
+def test_early_grounding_shapes_and_gradients():
+    torch.manual_seed(0)
+    eg = EarlyGrounding(D, num_heads=2, num_kernels=3)
+    f, words, pad = inputs()
+    pos = torch.randn(1, H * W, D)
+    f_early, g2 = eg(f, words, pad, pos)
+    assert f_early.shape == (B * T, D, H, W) and g2.shape == (B, L, D)
+    (f_early * torch.randn_like(f_early)).sum().backward()  # not a norm: BN would make that constant
+    assert f.grad.abs().sum() > 0 and words.grad.abs().sum() > 0
+    assert words.grad[0, 4:].abs().sum() == 0  # padding words are masked out everywhere f_early depends on
+    for name, p in eg.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_early_grounding_is_eq6_on_its_parts():
+    """f_early = BN(phi(theta^T f') + f') with f' and theta recomputed from the submodules (eval-mode BN)."""
+    torch.manual_seed(1)
+    eg = EarlyGrounding(D, num_heads=2, num_kernels=2).eval()
+    eg.bn.running_mean.uniform_(-0.1, 0.1)
+    f, words, pad = inputs(1)
+    with torch.no_grad():
+        f_early, g2 = eg(f, words, pad)
+        tok = f.flatten(2).transpose(1, 2).reshape(B, T * H * W, D)
+        h_f = eg.norm_f1(eg.attn_f(tok, words, words, key_padding_mask=pad)[0] + tok)
+        f2 = eg.norm_f2(eg.ffn_f(h_f) + h_f)
+        theta = eg.kernel_fc(adaptive_word_pool(g2, pad, 2))  # [B, K, D]
+        b, t, y, x = 1, 2, 3, 4
+        token = f2[b, t * H * W + y * W + x]  # f' at clip 1, frame 2, cell (3, 4)
+        resp = theta[b] @ token  # [K]
+        pre = eg.phi.weight[:, :, 0, 0] @ resp + eg.phi.bias + token
+        expected = (pre - eg.bn.running_mean) / torch.sqrt(eg.bn.running_var + eg.bn.eps) * eg.bn.weight + eg.bn.bias
+        assert torch.allclose(f_early[b * T + t, :, y, x], expected, atol=1e-5)
+
+
+def test_early_grounding_clip_attention_mixes_frames():
+    """Words attend to every frame of their clip (one kernel set per clip): changing frame 0 changes frame 1's
+    f_early through the kernels, but never another clip's."""
+    torch.manual_seed(2)
+    eg = EarlyGrounding(D, num_heads=2, num_kernels=2).eval()
+    f, words, pad = inputs(2)
+    with torch.no_grad():
+        a, _ = eg(f, words, pad)
+        f2 = f.clone()
+        f2[0] += 1.0
+        b, _ = eg(f2, words, pad)
+    assert not torch.allclose(a[1], b[1]) and torch.allclose(a[T:], b[T:])
+
+
+def test_text_reconstruction_and_fusion():
+    torch.manual_seed(3)
+    rec = TextReconstruction(D, num_heads=2, num_layers=2)
+    f_early = torch.randn(B * T, D, H, W, requires_grad=True)
+    e_rec = rec(f_early, B, pos=torch.randn(1, H * W, D))
+    assert e_rec.shape == (B, D)
+    e = torch.randn(B, D, requires_grad=True)
+    fused = TextFusion(D, mode="concat")(e, e_rec)
+    assert fused.shape == (B, D)
+    (fused * torch.randn_like(fused)).sum().backward()
+    assert f_early.grad.abs().sum() > 0 and e.grad.abs().sum() > 0 and rec.query.grad.abs().sum() > 0
+    add = TextFusion(D)  # zero-initialised: starts as LN(e)
+    assert torch.allclose(add(e, e_rec), torch.nn.functional.layer_norm(e, (D,)), atol=1e-6)
+    with pytest.raises(ConfigError):
+        TextFusion(D, mode="sum")
+    with pytest.raises(ConfigError):
+        rec(torch.randn(5, D, H, W), B)
+
+
+def test_consensus_head_shapes_and_gradients():
+    torch.manual_seed(4)
+    head = ConsensusHead(D, hidden=8)
+    e, e_rec = torch.randn(B, D, requires_grad=True), torch.randn(B, D, requires_grad=True)
+    a = head(e, e_rec)
+    assert a.shape == (B,)
+    consensus_loss(a, torch.tensor([True, False])).backward()
+    assert e.grad.abs().sum() > 0 and e_rec.grad.abs().sum() > 0
+
+
+def test_consensus_loss_by_hand():
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    labels = torch.tensor([True, False, False])
+    # -log sigmoid(0) = log 2; -log(1 - sigmoid(2)) = log(1 + e^2); -log(1 - sigmoid(-1)) = log(1 + e^-1)
+    expected = (math.log(2) + math.log(1 + math.e ** 2) + math.log(1 + math.e ** -1)) / 3
+    assert float(consensus_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
+    weighted = (3 * math.log(2) + math.log(1 + math.e ** 2) + math.log(1 + math.e ** -1)) / 3
+    assert float(consensus_loss(logits, labels, pos_weight=3.0)) == pytest.approx(weighted, rel=1e-6)
+    with pytest.raises(ConfigError):
+        consensus_loss(logits, labels[:2])
+
+
+def test_presence_gate_eq12():
+    a = torch.tensor([1.5, -0.2, 0.0])
+    assert presence_gate(a).tolist() == [True, False, True]
+    masks = torch.zeros(3, 2, 1, 2, 2)
+    gated = gate_masks(masks, a)
+    assert (gated[0] == 0).all() and torch.isneginf(gated[1]).all() and (gated[2] == 0).all()
+    assert presence_gate(a, threshold=0.8).tolist() == [True, False, False]  # sigmoid(1.5) = 0.82
