@@ -1,5 +1,8 @@
 """`rvos train` end to end on a tiny config and a tiny Ref-YouTube-VOS-layout dataset, with the real SimRVOS."""
 import json
+from pathlib import Path
+
+import rvos
 
 import yaml
 
@@ -7,7 +10,7 @@ from fixtures_layouts import write_ytvos
 from rvos.cli import main
 from rvos.train.checkpoint import load_checkpoint, load_model_from_checkpoint
 
-REPO_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs"
+REPO_CONFIGS = Path(rvos.__file__).parent / "configs"
 
 
 def test_rvos_train_cli(tmp_path, capsys):

@@ -16,7 +16,7 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
     c2, c3, c4, c5 = vision.channels
     fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads)
-    fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim)
+    fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim, cfg.dim if cfg.fpn_language else 0)
     if cfg.head == "single":
         head = SingleHead(cfg.dim, cfg.mask_dim, cfg.dyn_hidden, cfg.dyn_layers)
     else:

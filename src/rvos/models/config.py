@@ -21,6 +21,7 @@ class ModelConfig:
     dim: int = 128  # width D of the fusion (C5 + words), kept small for CPU speed
     num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
     fpn_dims: tuple[int, int, int] = (96, 64, 32)  # FPN widths at strides 16, 8, 4 (stride 32 uses `dim`)
+    fpn_language: bool = True  # FiLM every FPN level with the sentence (see models/fpn.py); False = eq. 4 as written
     mask_dim: int = 8  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
     dyn_hidden: int = 8  # hidden width of the 3-layer dynamic 1x1-conv MLP
     dyn_layers: int = 3

@@ -53,7 +53,7 @@ class RVOSModel(nn.Module):
         pad = text.pad_mask.repeat_interleave(T, dim=0)
         sent = text.sentence.repeat_interleave(T, dim=0)
         fused = self.fusion(c5, words, pad, sent)
-        mask_features = self.fpn(fused.visual, c4, c3, c2)  # [B*T, C_m, H/4, W/4]
+        mask_features = self.fpn(fused.visual, c4, c3, c2, fused.sentence)  # [B*T, C_m, H/4, W/4]
         filters, scores, boxes = self.head(fused)  # [B*T, Q, P], [B*T, Q], [B*T, Q, 4] | None
         masks = self.head.mask_logits(mask_features, filters, boxes)  # [B*T, Q, H/4, W/4]
 

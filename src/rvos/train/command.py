@@ -6,10 +6,24 @@ from pathlib import Path
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (see configs/); sections data, model, method, optim, loop")
+    p.add_argument("config", help="YAML config, or the name of a packaged one (simrvos_synth, tiny_test); sections data, model, method, optim, loop")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-4 loop.steps=200")
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoints/last.pt")
+
+
+def validation(cfg):
+    """Periodic validation (every loop.eval_every steps and at the end) on data.val_split, when one is set:
+    J, F and J&F of the positive expressions with the all-frames protocol, logged as eval/<metric>."""
+    import os
+
+    if not cfg.data.val_split or os.environ.get("RANK", "0") != "0":
+        return None
+    from rvos.data.readers import open_dataset
+    from rvos.infer.model_eval import validation_fn
+
+    # the full ground truth: the supervision regime limits what training sees, not what validation scores
+    return validation_fn(open_dataset(cfg.data.root, layout=cfg.data.layout, split=cfg.data.val_split), "all-frames")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    parts = train(cfg, out, resume=args.resume)
+    parts = train(cfg, out, resume=args.resume, eval_fn=validation(cfg))
     import os
 
     if os.environ.get("RANK", "0") == "0" and parts:

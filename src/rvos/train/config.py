@@ -197,13 +197,26 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A YAML path, or the name of a packaged config (`simrvos_synth` -> rvos/configs/simrvos_synth.yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and path.parent == Path(".") and packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    raise ConfigError(f"missing config file: {name} (a YAML path, or one of the packaged configs {names})")
+
+
 def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> TrainConfig:
     """TrainConfig from a YAML file (or the defaults) with dotted overrides applied."""
     data: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"missing config file: {path}")
+        path = resolve_config_path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

@@ -1,0 +1,99 @@
+"""Inference speed on CPU: frames per second end to end (read, resize, encode, decode, upsample, threshold) and
+of the backbone alone, at 480x854 and 360x640; one frame per encode call vs batches of 5.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/infer_speed.py [--frames 10] [--runs 5] [--vision efficientnet_lite0]
+
+Default model: EfficientNet-Lite0 + MiniLM (pretrained weights when installed; --random for random weights), one
+sentence. Median of `--runs` runs of `--frames` frames, after one warm-up run. Target: end to end >= 70% of the
+backbone-only speed."""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+from rvos.data.types import FrameSource, Video
+from rvos.infer.geometry import Geometry
+from rvos.infer.predictor import Predictor
+from rvos.models import ModelConfig, build_model
+
+
+class RandomFrames(FrameSource):
+    """Frames already in memory, so the numbers measure the model path, not a video decoder."""
+
+    def __init__(self, n: int, h: int, w: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+        self.names = [f"{i:05d}" for i in range(n)]
+
+    def __len__(self):
+        return len(self.frames)
+
+    def read(self, index):
+        return self.frames[index]
+
+
+def median_time(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--vision", default="efficientnet_lite0")
+    ap.add_argument("--text", default="minilm")
+    ap.add_argument("--random", action="store_true", help="random weights instead of the pretrained ones")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--sizes", default="480x854,360x640")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vision=args.vision, text=args.text, vision_pretrained=not args.random)).eval()
+    n = args.frames
+    print(f"model {args.vision} + {args.text} ({'random' if args.random else 'pretrained'} weights), "
+          f"{torch.get_num_threads()} threads, median of {args.runs} runs of {n} frames")
+    print(f"{'input':>9} | {'mode':<32} | {'ms/frame':>8} | {'FPS':>6}")
+    for size in args.sizes.split(","):
+        h, w = (int(v) for v in size.split("x"))
+        video = Video("bench", RandomFrames(n, h, w), h, w, 24.0)
+        geo = Geometry.create(h, w)
+        x = geo.to_input([video.frame(i) for i in range(n)])  # [n, 3, H', W'] already padded
+
+        def backbone(batch: int):
+            def fn():
+                with torch.inference_mode():
+                    for chunk in x.split(batch):
+                        model.encode_frames(chunk)
+            return fn
+
+        def end_to_end(batch: int):
+            p = Predictor(model, window=8, encode_batch=batch)
+            return lambda: p.segment(video, ["the person riding a bike on the left"])
+
+        rows = {}
+        for name, fn in (("backbone, 1 frame a call", backbone(1)), ("backbone, 5 frames a call", backbone(5)),
+                         ("end to end, 1 frame a call", end_to_end(1)), ("end to end, 5 frames a call", end_to_end(5))):
+            rows[name] = median_time(fn, args.runs) / n
+            print(f"{size:>9} | {name:<32} | {rows[name] * 1000:8.1f} | {1 / rows[name]:6.2f}", flush=True)
+        ratio = rows["backbone, 1 frame a call"] / rows["end to end, 1 frame a call"]
+        batching = rows["end to end, 1 frame a call"] / rows["end to end, 5 frames a call"]
+        print(f"{size:>9} | end-to-end / backbone speed: {ratio:.0%} (target >= 70%); "
+              f"batch of 5 vs 1 frame, end to end: {batching:.2f}x speed")
+
+
+if __name__ == "__main__":
+    main()

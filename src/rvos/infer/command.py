@@ -1,0 +1,87 @@
+"""`rvos segment VIDEO --text "..." [--text "..."]`: segment what each sentence refers to in any video the
+readers open (mp4/avi/webm, a folder of frames, a GIF) and write palette PNGs, an overlay MP4 and a JSON."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from rvos.errors import ConfigError
+
+# The model `rvos demo` trains, relative to the current directory (or to $RVOS_HOME without the "runs/").
+DEFAULT_CHECKPOINT = Path("runs/demo/checkpoints/final.pt")
+
+
+def default_checkpoint() -> Path:
+    """The demo model: ./runs/demo/checkpoints/final.pt, else $RVOS_HOME/demo/checkpoints/final.pt."""
+    candidates = [DEFAULT_CHECKPOINT]
+    if os.environ.get("RVOS_HOME"):
+        candidates.append(Path(os.environ["RVOS_HOME"]) / "demo" / "checkpoints" / "final.pt")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(
+        "no --checkpoint given and no demo model found at " + " or ".join(str(c) for c in candidates)
+        + ": run `make demo` (or `rvos demo`) to train one, or pass --checkpoint PATH"
+    )
+
+
+def load_model(path: Path, device: str):
+    """(model, config) from a checkpoint written by the trainer."""
+    from rvos.train.checkpoint import load_model_from_checkpoint
+
+    if not Path(path).is_file():
+        raise ConfigError(f"missing checkpoint: {path}")
+    return load_model_from_checkpoint(path, map_location=device)
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path, help="video file (mp4/avi/webm), GIF or folder of frames")
+    p.add_argument("--text", action="append", required=True, metavar="SENTENCE",
+                   help="referring sentence; repeat for several (they share one pass over the video)")
+    p.add_argument("--checkpoint", type=Path, default=None, help=f"model checkpoint (default {DEFAULT_CHECKPOINT})")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default segment-out/<video name>)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--window", type=int, default=8, help="frames decoded together (memory stays flat)")
+    p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
+    p.add_argument("--size", type=int, default=None, help="resize the shorter side to this for the model")
+    p.add_argument("--no-video", action="store_true", help="skip the overlay MP4")
+    p.add_argument("--no-png", action="store_true", help="skip the palette PNGs")
+    p.add_argument("--zip", action="store_true", help="also zip the PNGs (Ref-YouTube-VOS submission style)")
+    p.add_argument("--no-gate", action="store_true", help="keep masks even when the presence head says absent")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on CUDA)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames / override")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rvos.data.frames import open_video
+    from rvos.infer.predictor import check_sentences
+    from rvos.infer.segment import segment_video
+
+    sentences = check_sentences(args.text)
+    video = open_video(args.video, fps=args.fps)  # DatasetError naming the video when missing or unreadable
+    checkpoint = args.checkpoint or default_checkpoint()
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device} asked for but CUDA is not available; use --device cpu")
+    model, _ = load_model(checkpoint, args.device)
+    out = args.out or Path("segment-out") / video.video_id
+    results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,
+                            zip_png=args.zip, fps=args.fps, device=args.device, window=args.window,
+                            threshold=args.threshold, size=args.size, amp=args.amp,
+                            gate=False if args.no_gate else None, progress=True)
+    print(f"segmented {len(video)} frames of {args.video} with {checkpoint}")
+    for r in results:
+        seen = sum(a > 0 for a in r.areas)
+        extra = "" if r.present is None else f", present={r.present} (p={r.presence_score:.2f})"
+        print(f"  {r.sentence!r}: object in {seen}/{len(r.areas)} frames{extra}")
+        if "png" in r.paths:
+            print(f"    PNGs: {r.paths['png']}")
+    if not args.no_png and args.zip:
+        print(f"  zip: {out / 'masks.zip'}")
+    if not args.no_video:
+        print(f"  overlay video: {out / 'overlay.mp4'}")
+    print(f"  per-frame area, score and RLE masks: {out / 'masks.json'}")
+    return 0
