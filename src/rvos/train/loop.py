@@ -69,11 +69,12 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
 
 class Trainer:
     """Holds the training state; `fit()` runs the step loop and calls hooks after each step and at the end.
-    `records`, `model` and `method_factory` may be passed in (tests, notebooks); by default they come from cfg."""
+    `records`, `model` and `method_factory` may be passed in (tests, notebooks); by default they come from cfg.
+    `features`: a prebuilt feature cache covering `records` (e.g. one cache shared by cross-validation folds)."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, eval_fn: Optional[EvalFn] = None,
                  records: Optional[Sequence[VideoRecord]] = None, model: Optional[torch.nn.Module] = None,
-                 method_factory: Optional[Callable] = None, hooks: Optional[list] = None):
+                 method_factory: Optional[Callable] = None, hooks: Optional[list] = None, features=None):
         self.cfg, self.out_dir, self.eval_fn = cfg, Path(out_dir), eval_fn
         self.device = D.resolve_device(cfg.loop.device)
         self.dist = D.setup(self.device)
@@ -92,7 +93,8 @@ class Trainer:
         self.method = method_factory(self.model)
         if isinstance(self.method, torch.nn.Module):
             self.method.to(self.device)
-        features = self._feature_cache(records) if cfg.loop.feature_cache != "off" else None
+        if features is None and cfg.loop.feature_cache != "off":  # `features`: a prebuilt cache (FeatureCache)
+            features = self._feature_cache(records)
         self.dataset = ClipDataset(records, cfg.data.clip, features=features)
         self.sampler = D.ShardSampler(len(self.dataset), self.dist, cfg.loop.batch_size, seed=cfg.loop.seed)
         self.loader = torch.utils.data.DataLoader(

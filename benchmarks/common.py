@@ -1,0 +1,61 @@
+"""Shared bits of the benchmark scripts: the machine line, the exact command, a median timer, markdown tables.
+
+Scripts in this folder import it as `common` (the script's own folder is on sys.path when run as a script)."""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+SHARED_DATA = Path(os.environ.get("RVOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DAVIS_SAMPLE = SHARED_DATA / "davis-sample"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_line() -> str:
+    """One line saying where the numbers were measured: cores, CPU, load, torch version and threads."""
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"machine: nproc={os.cpu_count()}, CPU: {cpu_model()}, load average at start {load:.2f}, "
+            f"python {platform.python_version()}, torch {torch.__version__}, torch threads {torch.get_num_threads()}")
+
+
+def command_line() -> str:
+    """The command that started this process, as it could be pasted into a shell."""
+    return "command: " + " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def median_time(fn: Callable[[], object], runs: int, warmup: int = 1) -> float:
+    """Median wall seconds of `runs` calls of `fn` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats are printed as given (format them before)."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

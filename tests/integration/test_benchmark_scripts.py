@@ -1,0 +1,89 @@
+"""The training benchmarks run end to end in their --smoke mode and print the tables BENCHMARKS.md takes; their
+small helpers (frame cut, step timer, markdown table) do what they say."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=None)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def table_rows(out: str, header: str) -> list[list[str]]:
+    """Cells of the markdown table that starts with `header` (the separator line skipped)."""
+    lines = out.splitlines()
+    start = lines.index(header)
+    assert re.fullmatch(r"\|(---\|)+", lines[start + 1])
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.fixture
+def bench_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+
+
+def test_davis_crossval_smoke(davis_sample):
+    out = run_script("davis_crossval.py", "--smoke", "--data", str(davis_sample))
+    assert out.startswith("command: ") and "davis_crossval.py --smoke" in out.splitlines()[0]
+    assert re.search(r"^machine: nproc=\d+, CPU: .+, torch .+, torch threads \d+$", out, re.M)
+    assert re.search(r"^feature cache: 72 frames \(plain \+ flipped\) at 32x56 in ", out, re.M)  # 6 videos x 6 frames x 2
+    rows = table_rows(out, "| held-out sequence | sentence | J | F | J&F | train s | eval s |")
+    assert [r[0] for r in rows] == ["drift-chicane", "car-roundabout", "**mean**"]
+    assert rows[0][1] == '"a car racing"' and rows[1][1] == '"a black car moving through a roundabout"'
+    folds = [[float(v) for v in r[2:5]] for r in rows[:2]]
+    for j, f, jf in folds:
+        assert 0.0 <= j <= 1.0 and 0.0 <= f <= 1.0 and abs(jf - (j + f) / 2) <= 1e-3
+    mean = [float(v.strip("*")) for v in rows[2][2:5]]
+    assert mean == pytest.approx([(a + b) / 2 for a, b in zip(*folds)], abs=1e-3)
+
+
+def test_train_throughput_smoke():
+    out = run_script("train_throughput.py", "--smoke")
+    assert out.startswith("command: ") and re.search(r"^machine: nproc=\d+", out, re.M)
+    assert re.search(r"^data: 2 synthetic videos, 16 frames, .*T=2, 32x48, batch 2; median of 3 steps", out, re.M)
+    rows = table_rows(out, "| mode | median step s | clips/s | speed-up |")
+    assert len(rows) == 3 and rows[0][0].startswith("no cache") and rows[1][0].startswith("feature cache")
+    (off, off_rate), (on, on_rate) = [(float(r[1]), float(r[2])) for r in rows[:2]]
+    assert off > 0 and on > 0
+    assert off_rate == pytest.approx(2 / off, rel=0.02) and on_rate == pytest.approx(2 / on, rel=0.02)  # batch 2
+    assert float(rows[1][3].rstrip("x")) == pytest.approx(off / on, rel=0.02)
+    assert re.fullmatch(r"cache build, one-off \(32 frames\)", rows[2][0])  # 2 videos x 8 frames x 2 views
+
+
+def test_first_frames_cuts_frames_and_targets(davis_sample, bench_path):
+    from davis_crossval import first_frames
+    from rvos.data.readers import open_dataset
+
+    rec = open_dataset(davis_sample, layout="davis")[0]
+    cut = first_frames(rec, 3)
+    assert len(cut.video) == 3 and cut.video.frame_names == rec.video.frame_names[:3]
+    assert all(len(t.targets) == 3 for t in cut.tracks.values())
+    assert (cut.video.frame(2) == rec.video.frame(2)).all()
+    assert first_frames(rec, 10_000) is rec
+
+
+def test_step_timer_and_markdown_table(bench_path):
+    from common import markdown_table
+    from train_throughput import StepTimer
+
+    timer = StepTimer()
+    timer.ends = [1.0, 2.0, 4.0, 7.0, 11.0]  # ends of steps 1..5
+    assert timer.times(2) == [2.0, 3.0, 4.0]  # steps 3, 4, 5: from the end of step 2 on
+    assert timer.times(1) == [1.0, 2.0, 3.0, 4.0]
+    assert markdown_table(["a", "b"], [(1, "x"), ("2.50", "")]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.50 |  |"
