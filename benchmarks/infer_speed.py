@@ -15,6 +15,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
 import numpy as np
 import torch
 

@@ -3,12 +3,13 @@ small helpers (frame cut, step timer, markdown table) do what they say."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 BENCH = REPO / "benchmarks"
 
