@@ -4,7 +4,7 @@ of the backbone alone, at 480x854 and 360x640; one frame per encode call vs batc
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/infer_speed.py [--frames 10] [--runs 5] [--vision efficientnet_lite0]
 
 Default model: EfficientNet-Lite0 + MiniLM (pretrained weights when installed; --random for random weights), one
-sentence. Median of `--runs` runs of `--frames` frames, after one warm-up run. Target: end to end >= 70% of the
+sentence. Median of `--runs` runs of `--frames` frames, after one warm-up run; the modes are timed in interleaved rounds. Target: end to end >= 70% of the
 backbone-only speed."""
 from __future__ import annotations
 
@@ -40,14 +40,18 @@ class RandomFrames(FrameSource):
         return self.frames[index]
 
 
-def median_time(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def interleaved_medians(fns: dict, runs: int) -> dict:
+    """Median wall time of each function, timed in rounds (every function once a round, in rotating order) so
+    that drift of a shared virtual CPU hits every mode alike instead of whichever was measured last."""
+    for fn in fns.values():
+        fn()  # warm-up
+    names, times = list(fns), {name: [] for name in fns}
+    for r in range(runs):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -85,11 +89,11 @@ def main() -> None:
             p = Predictor(model, window=8, encode_batch=batch)
             return lambda: p.segment(video, ["the person riding a bike on the left"])
 
-        rows = {}
-        for name, fn in (("backbone, 1 frame a call", backbone(1)), ("backbone, 5 frames a call", backbone(5)),
-                         ("end to end, 1 frame a call", end_to_end(1)), ("end to end, 5 frames a call", end_to_end(5))):
-            rows[name] = median_time(fn, args.runs) / n
-            print(f"{size:>9} | {name:<32} | {rows[name] * 1000:8.1f} | {1 / rows[name]:6.2f}", flush=True)
+        fns = {"backbone, 1 frame a call": backbone(1), "backbone, 5 frames a call": backbone(5),
+               "end to end, 1 frame a call": end_to_end(1), "end to end, 5 frames a call": end_to_end(5)}
+        rows = {name: t / n for name, t in interleaved_medians(fns, args.runs).items()}
+        for name, t in rows.items():
+            print(f"{size:>9} | {name:<32} | {t * 1000:8.1f} | {1 / t:6.2f}", flush=True)
         ratio = rows["backbone, 1 frame a call"] / rows["end to end, 1 frame a call"]
         batching = rows["end to end, 1 frame a call"] / rows["end to end, 5 frames a call"]
         print(f"{size:>9} | end-to-end / backbone speed: {ratio:.0%} (target >= 70%); "

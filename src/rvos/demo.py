@@ -47,7 +47,7 @@ def _train_config(args, data_root: Path):
 def run(args: argparse.Namespace) -> int:
     from rvos.data.readers import open_dataset
     from rvos.data.synth import generate
-    from rvos.infer.model_eval import evaluate_model
+    from rvos.infer.model_eval import evaluate_model_protocols
     from rvos.train.checkpoint import checkpoint_path, load_checkpoint
     from rvos.train.loop import Trainer
 
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     # 3. evaluate on the test split
     t0 = time.perf_counter()
     test = open_dataset(data_root, split="test")
-    jf = evaluate_model(model, test, "all-frames", out=out / "predictions" / "test")
+    scored = evaluate_model_protocols(model, test, {"all-frames": True, "r2": False}, out=out / "predictions" / "test")
+    jf, r2 = scored["all-frames"], scored["r2"]
     jf.write(out / "eval" / "all-frames")
-    r2 = evaluate_model(model, test, "r2", positives_only=False)
     r2.write(out / "eval" / "r2")
     times["eval"] = time.perf_counter() - t0
     print(f"[3/5] test split: " + ", ".join(f"{k} {v:.3f}" for k, v in jf.summary.items() if isinstance(v, float))
@@ -128,6 +128,20 @@ def _two_sentences(record) -> list[str]:
     return (chosen + rest)[:2]
 
 
+def j_and_f_by_kind(result, data_root: Path, split: str = "test") -> dict[str, tuple[int, float]]:
+    """Mean J&F of the per-expression rows by the synthetic benchmark's expression kind -> (count, J&F)."""
+    import json
+
+    import numpy as np
+
+    meta = json.loads((data_root / "meta_expressions" / split / "meta_expressions.json").read_text())["videos"]
+    by_kind: dict[str, list[float]] = {}
+    for row in result.tables.get("per-expression", []):
+        kind = meta[row["Video"]]["expressions"][str(row["Expression"])].get("kind", "?")
+        by_kind.setdefault(kind, []).append(row["J&F"])
+    return {k: (len(v), float(np.mean(v))) for k, v in sorted(by_kind.items())}
+
+
 def _report(out: Path, cfg, jf, r2, record, results, times) -> Path:
     from rvos.train.config import to_dict
 
@@ -142,6 +156,8 @@ def _report(out: Path, cfg, jf, r2, record, results, times) -> Path:
         f"- all-frames protocol, positive expressions: {fmt(jf.summary)}",
         f"- R2 protocol (absent-object expressions too): {fmt(r2.summary)}",
         f"- tables: `{out / 'eval'}`; predicted PNGs: `{out / 'predictions' / 'test'}`", "",
+        "| expression kind | expressions | J&F |", "|---|---|---|",
+        *(f"| {k} | {n} | {v:.3f} |" for k, (n, v) in j_and_f_by_kind(jf, out / "data").items()), "",
         f"## Segmenting `{record.video_id}`", "",
     ]
     for r in results:

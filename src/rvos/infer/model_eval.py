@@ -20,13 +20,25 @@ def evaluate_model(model, records: Sequence[VideoRecord], protocol: str = "all-f
     r2 protocol scores. `out` also writes the predicted PNGs (`OUT/<video>/<exp_id>/<frame>.png`)."""
     if positives_only is None:
         positives_only = protocol != "r2"
-    keep = (lambda r, e: e.positive) if positives_only else None
+    return evaluate_model_protocols(model, records, {protocol: positives_only}, out=out, progress=progress,
+                                    workers=workers, **predictor_kwargs)[protocol]
+
+
+def evaluate_model_protocols(model, records: Sequence[VideoRecord], protocols: dict[str, bool], *,
+                             out: Optional[Path | str] = None, progress: bool = False,
+                             workers: Optional[int] = None, **predictor_kwargs) -> dict[str, EvalResult]:
+    """One prediction pass, several protocols: `protocols` maps a protocol to whether it scores the positive
+    expressions only (e.g. {"all-frames": True, "r2": False})."""
+    keep = (lambda r, e: e.positive) if all(protocols.values()) else None
     preds = predict_records(model, records, out=out, expressions=keep, progress=progress, **predictor_kwargs)
-    if positives_only:
-        records = [_positives(r) for r in records]
-        records = [r for r in records if r.expressions]
     source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence))
-    return evaluate_predictions(records, source, protocol, workers=workers)
+    results = {}
+    for protocol, positives_only in protocols.items():
+        scored = records
+        if positives_only:
+            scored = [r for r in (_positives(r) for r in records) if r.expressions]
+        results[protocol] = evaluate_predictions(scored, source, protocol, workers=workers)
+    return results
 
 
 def _positives(record: VideoRecord) -> VideoRecord:

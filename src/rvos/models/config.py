@@ -22,8 +22,8 @@ class ModelConfig:
     num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
     fpn_dims: tuple[int, int, int] = (96, 64, 32)  # FPN widths at strides 16, 8, 4 (stride 32 uses `dim`)
     fpn_language: bool = True  # FiLM every FPN level with the sentence (see models/fpn.py); False = eq. 4 as written
-    mask_dim: int = 8  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
-    dyn_hidden: int = 8  # hidden width of the 3-layer dynamic 1x1-conv MLP
+    mask_dim: int = 16  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
+    dyn_hidden: int = 16  # hidden width of the 3-layer dynamic 1x1-conv MLP
     dyn_layers: int = 3
     head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries
     num_queries: int = 5
