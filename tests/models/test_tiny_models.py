@@ -21,7 +21,7 @@ def test_forward_shapes(head):
     assert out.mask_logits.shape == (2, 3, q, 16, 24)
     assert out.scores.shape == (2, 3, q)
     assert out.filters.shape[:3] == (2, 3, q)
-    assert out.mask_features.shape == (2, 3, 8, 16, 24)
+    assert out.mask_features.shape == (2, 3, model.config.mask_dim, 16, 24)
     assert out.sentence.shape == (2, 32)
     if head == "multi":
         assert out.boxes.shape == (2, 3, 4, 4)
