@@ -69,6 +69,13 @@ def load_json(path: Path, what: str, keys: Sequence[str] = ("videos",)) -> dict:
     return data
 
 
+def frame_names_of(entry: Any, where: str) -> list[str]:
+    """The frame names of one video entry of a meta_expressions.json, checking the entry's shape."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("frames"), list) or not isinstance(entry.get("expressions"), dict):
+        raise DatasetError(f"{where} needs a 'frames' list and an 'expressions' object")
+    return [str(n) for n in entry["frames"]]
+
+
 def folder_video(video_id: str, folder: Path, names: Sequence[str], ext: str = ".jpg", fps: float = 24.0) -> Video:
     """A Video over `folder/<name><ext>`; checks the folder and its first frame (size from its header)."""
     if not folder.is_dir():

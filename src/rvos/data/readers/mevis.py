@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvos.data.readers.common import UNKNOWN_OBJ_ID, folder_video, load_json, natural_key_str, none_targets, parse_expression
+from rvos.data.readers.common import frame_names_of, UNKNOWN_OBJ_ID, folder_video, load_json, natural_key_str, none_targets, parse_expression
 from rvos.data.types import FrameTarget, MaskRef, ObjectTrack, TargetKind, VideoRecord
 from rvos.errors import DatasetError
 
@@ -77,9 +77,7 @@ def read_mevis(root: Path | str, split: str = "valid_u", fps: float = 6.0) -> li
     for vid in sorted(meta["videos"]):
         v = meta["videos"][vid]
         where = f"video {vid!r} of {exp_path}"
-        if not isinstance(v, dict) or not isinstance(v.get("frames"), list) or not isinstance(v.get("expressions"), dict):
-            raise DatasetError(f"{where} needs a 'frames' list and an 'expressions' object")
-        names = [str(n) for n in v["frames"]]
+        names = frame_names_of(v, where)
         video = folder_video(vid, root / split / "JPEGImages" / vid, names, ".jpg", fps)
         exps, anno_of = [], {}
         for k in sorted(v["expressions"], key=natural_key_str):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rvos.data.readers.common import folder_video, load_json, natural_key_str, parse_expression, png_targets
+from rvos.data.readers.common import frame_names_of, folder_video, load_json, natural_key_str, parse_expression, png_targets
 from rvos.data.types import ObjectTrack, VideoRecord
 from rvos.errors import DatasetError
 
@@ -52,9 +52,7 @@ def read_ytvos(root: Path | str, split: str = "train", fps: float | None = None)
     for vid in sorted(meta["videos"]):
         v = meta["videos"][vid]
         where = f"video {vid!r} of {exp_path}"
-        if not isinstance(v, dict) or not isinstance(v.get("frames"), list) or not isinstance(v.get("expressions"), dict):
-            raise DatasetError(f"{where} needs a 'frames' list and an 'expressions' object")
-        names = [str(n) for n in v["frames"]]
+        names = frame_names_of(v, where)
         video = folder_video(vid, img_root / vid, names, ".jpg", float(v.get("fps") or fps or 24.0))
         exps = [parse_expression(k, v["expressions"][k], where) for k in sorted(v["expressions"], key=natural_key_str)]
         cats = categories.get(vid, {})
