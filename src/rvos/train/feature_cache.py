@@ -82,16 +82,24 @@ def _encode(model, records: Sequence[VideoRecord], keys, size, device, chunk: in
     return levels or []
 
 
+# Frames up to this many pixels are encoded with one intra-op thread on CPU: at 192x320 EfficientNet-Lite0 took
+# 45 ms a frame with 1 thread and 61 ms with 2 on the 2-core machine (the ops are too small to split).
+SMALL_FRAME = 256 * 448
+
+
 def build_feature_cache(model, records: Sequence[VideoRecord], size: tuple[int, int], device: torch.device | str = "cpu",
                         folder: Optional[Path] = None, chunk: Optional[int] = None, progress: bool = False) -> FeatureCache:
     """Encode every frame of `records` (original and flipped) with `model.encode_frames` in eval mode.
     With `folder`, features are .npy memmaps there, reused when the index matches and the first frame re-encodes
     to the stored features (so a resumed run or a second rank does not recompute them)."""
     keys = _keys(records)
+    cpu = torch.device(device).type == "cpu"
     if chunk is None:  # EfficientNet-Lite0 at 192x320 on the 2-core CPU: 35 ms a frame one at a time, 67 in batches of 8
-        chunk = 32 if torch.device(device).type == "cuda" else 1
-    was_training = model.training
+        chunk = 1 if cpu else 32
+    was_training, threads = model.training, torch.get_num_threads()
     model.eval()
+    if cpu and size[0] * size[1] <= SMALL_FRAME:
+        torch.set_num_threads(1)
     try:
         if folder is None:
             levels = _encode(model, records, keys, size, device, chunk, lambda l, shape: np.zeros(shape, np.float16), progress)
@@ -117,3 +125,4 @@ def build_feature_cache(model, records: Sequence[VideoRecord], size: tuple[int, 
         return FeatureCache([np.load(folder / f"level{l}.npy", mmap_mode="r") for l in range(len(levels))], keys)
     finally:
         model.train(was_training)
+        torch.set_num_threads(threads)
