@@ -45,4 +45,4 @@ def test_example_configs_load():
     from rvos.train.config import load_config
 
     cfg = load_config(REPO_CONFIGS / "simrvos_synth.yaml")
-    assert cfg.data.clip.size == (192, 320) and cfg.loop.feature_cache == "disk" and cfg.method.name == "simrvos"
+    assert cfg.data.clip.size == (192, 320) and cfg.loop.feature_cache == "memory" and cfg.method.name == "simrvos"
