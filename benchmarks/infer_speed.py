@@ -19,25 +19,17 @@ import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loa
 import numpy as np
 import torch
 
-from rvos.data.types import FrameSource, Video
+from rvos.data.frames import ArrayFrames
+from rvos.data.types import Video
 from rvos.infer.geometry import Geometry
 from rvos.infer.predictor import Predictor
 from rvos.models import ModelConfig, build_model
 
 
-class RandomFrames(FrameSource):
+def random_frames(n: int, h: int, w: int, seed: int = 0) -> ArrayFrames:
     """Frames already in memory, so the numbers measure the model path, not a video decoder."""
-
-    def __init__(self, n: int, h: int, w: int, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
-        self.names = [f"{i:05d}" for i in range(n)]
-
-    def __len__(self):
-        return len(self.frames)
-
-    def read(self, index):
-        return self.frames[index]
+    rng = np.random.default_rng(seed)
+    return ArrayFrames([rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)])
 
 
 def interleaved_medians(fns: dict, runs: int) -> dict:
@@ -74,7 +66,7 @@ def main() -> None:
     print(f"{'input':>9} | {'mode':<32} | {'ms/frame':>8} | {'FPS':>6}")
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
-        video = Video("bench", RandomFrames(n, h, w), h, w, 24.0)
+        video = Video("bench", random_frames(n, h, w), h, w, 24.0)
         geo = Geometry.create(h, w)
         x = geo.to_input([video.frame(i) for i in range(n)])  # [n, 3, H', W'] already padded
 

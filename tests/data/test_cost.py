@@ -17,7 +17,7 @@ from rvos.data.stats import dataset_stats, format_stats
 from rvos.data.types import ArrayMask, FrameTarget, ObjectTrack, TargetKind, Video, VideoRecord
 from rvos.errors import ConfigError, DatasetError
 
-from test_regimes import BlankFrames, build, total_loads
+from test_regimes import blank_frames, build, total_loads
 
 PRICES = dict(mask_seconds=79.0, box_seconds=7.0, span_seconds=10.0)
 
@@ -40,7 +40,7 @@ def test_records_with_27_3_frames_per_object_cost_8_2x_less():
     recs = []
     for i, n in enumerate([28] * 3 + [27] * 7):
         track = ObjectTrack(1, [FrameTarget(TargetKind.MASK, mask=dot) for _ in range(n)])
-        recs.append(VideoRecord(Video(f"v{i}", BlankFrames(n), 2, 2), {1: track}, []))
+        recs.append(VideoRecord(Video(f"v{i}", blank_frames(n, 2, 2), 2, 2), {1: track}, []))
     costs = compare_regimes(recs, **PRICES)
     assert costs["full"].masks == 273 and costs["full"].seconds == 273 * 79
     assert (costs["mask_box"].masks, costs["mask_box"].boxes) == (10, 263)
@@ -80,7 +80,7 @@ def test_prices_and_span_cost_are_parameters():
     assert (r.masks, r.spans, r.seconds) == (6, 3, 612.0)
     assert annotation_cost(apply_regime(build(), "box"), box_seconds=2.5).seconds == 15.0
     assert annotation_cost(apply_regime(build(), "box")).full_seconds is None
-    bad = VideoRecord(Video("v9", BlankFrames(1), 2, 2), {4: ObjectTrack(4, [FrameTarget(TargetKind.MASK)])}, [])
+    bad = VideoRecord(Video("v9", blank_frames(1, 2, 2), 2, 2), {4: ObjectTrack(4, [FrameTarget(TargetKind.MASK)])}, [])
     with pytest.raises(DatasetError, match="v9.*object 4 frame 0"):
         annotation_cost([bad])
 

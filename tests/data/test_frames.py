@@ -73,3 +73,12 @@ def test_corrupt_frame_image_names_file(tmp_path):
     bad.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(DatasetError, match="00000.jpg"):
         FrameFolder([bad]).read(0)
+
+
+def test_array_frames_in_memory():
+    from rvos.data.frames import ArrayFrames
+
+    frames = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
+    src = ArrayFrames(frames)
+    assert len(src) == 2 and src.names == ["00000", "00001"] and (src.read(1) == frames[1]).all()
+    assert ArrayFrames(list(frames), names=["a", "b"]).names == ["a", "b"]

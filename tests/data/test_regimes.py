@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from rvos.data.frames import ArrayFrames
 from rvos.data.regimes import REGIMES, MaskBoxes, apply_regime, random_mask_frame
 from rvos.data.types import (
     ArrayMask,
     Expression,
-    FrameSource,
     FrameTarget,
     MaskRef,
     ObjectTrack,
@@ -25,15 +25,8 @@ H, W = 6, 8
 M, B, N = TargetKind.MASK, TargetKind.BOX, TargetKind.NONE
 
 
-class BlankFrames(FrameSource):
-    def __init__(self, n: int):
-        self.names = [f"{i:05d}" for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def read(self, index: int) -> np.ndarray:
-        return np.zeros((H, W, 3), np.uint8)
+def blank_frames(n: int, h: int = H, w: int = W) -> ArrayFrames:
+    return ArrayFrames(np.zeros((n, h, w, 3), np.uint8))
 
 
 class CountingMask(MaskRef):
@@ -72,8 +65,8 @@ def build() -> list[VideoRecord]:
         Expression("1", "the car and the man", [1, 2], spans=[(0, 2), (2, 4)]),
         Expression("2", "a dog jumping", [], spans=[]),
     ]
-    v1 = VideoRecord(Video("v1", BlankFrames(4), H, W), {1: t1, 2: t2}, e)
-    v2 = VideoRecord(Video("v2", BlankFrames(4), H, W), {3: t3}, [Expression("0", "a ball", [3])])
+    v1 = VideoRecord(Video("v1", blank_frames(4), H, W), {1: t1, 2: t2}, e)
+    v2 = VideoRecord(Video("v2", blank_frames(4), H, W), {3: t3}, [Expression("0", "a ball", [3])])
     return [v1, v2]
 
 
@@ -222,7 +215,7 @@ def test_regimes_never_mutate_their_input(name):
 
 def test_box_native_tracks_pass_through():
     t = ObjectTrack(5, [FrameTarget(B, box=(1, 1, 3, 3)), FrameTarget(B), FrameTarget(N)])
-    rec = VideoRecord(Video("v", BlankFrames(3), H, W), {5: t}, [])
+    rec = VideoRecord(Video("v", blank_frames(3), H, W), {5: t}, [])
     assert boxes_of(apply_regime([rec], "mask_box")[0], 5) == [(1.0, 1.0, 3.0, 3.0), None, None]
     assert kinds(apply_regime([rec], "mask")[0], 5) == [N, N, N]  # no mask to keep
 
@@ -230,7 +223,7 @@ def test_box_native_tracks_pass_through():
 def test_unknown_regime_and_broken_mask_target():
     with pytest.raises(ConfigError, match="valid regimes: full, spans, mask_box, mask_box_random, box, mask, text"):
         apply_regime(build(), "dense")
-    bad = VideoRecord(Video("v9", BlankFrames(1), H, W), {1: ObjectTrack(1, [FrameTarget(M)])}, [])
+    bad = VideoRecord(Video("v9", blank_frames(1), H, W), {1: ObjectTrack(1, [FrameTarget(M)])}, [])
     with pytest.raises(DatasetError, match="v9.*object 1 frame 0"):
         apply_regime([bad], "box")
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rvos.data.types import ArrayMask, Expression, FrameSource, FrameTarget, ObjectTrack, TargetKind, Video, VideoRecord
+from rvos.data.frames import ArrayFrames
+from rvos.data.types import ArrayMask, Expression, FrameTarget, ObjectTrack, TargetKind, Video, VideoRecord
 
 H = W = 20
 
@@ -23,15 +24,8 @@ def square(r0: int, c0: int, size: int = 5) -> np.ndarray:
 OBJ = {1: square(2, 2), 2: square(10, 10)}
 
 
-class BlankFrames(FrameSource):
-    def __init__(self, n: int):
-        self.names = [f"{i:05d}" for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def read(self, index: int) -> np.ndarray:
-        return np.zeros((H, W, 3), np.uint8)
+def blank_frames(n: int, h: int = H, w: int = W) -> ArrayFrames:
+    return ArrayFrames(np.zeros((n, h, w, 3), np.uint8))
 
 
 def make_record(n_frames: int = 4, expressions=None, annotated=None, video_id: str = "vid") -> VideoRecord:
@@ -45,7 +39,7 @@ def make_record(n_frames: int = 4, expressions=None, annotated=None, video_id: s
     if expressions is None:
         expressions = [Expression("a", "the top left square", [1]), Expression("b", "both squares", [1, 2]),
                        Expression("n", "a purple elephant", [])]
-    return VideoRecord(Video(video_id, BlankFrames(n_frames), H, W), tracks, expressions, split="val")
+    return VideoRecord(Video(video_id, blank_frames(n_frames), H, W), tracks, expressions, split="val")
 
 
 def palette_png(path: Path, labels: np.ndarray) -> None:

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvos.data.types import FrameSource, Video
+from rvos.data.frames import ArrayFrames
+from rvos.data.types import Video
 from rvos.models.output import RVOSOutput
 
 H, W, N = 45, 61, 6  # odd sizes on purpose: padding and cropping must line up
@@ -44,18 +45,16 @@ def make_frames(n: int = N, h: int = H, w: int = W) -> list[np.ndarray]:
     return frames
 
 
-class ListFrames(FrameSource):
-    def __init__(self, frames):
-        self.frames = frames
-        self.names = [f"{i:05d}" for i in range(len(frames))]
-        self.reads = 0
+class ListFrames(ArrayFrames):
+    """In-memory frames that count their reads."""
 
-    def __len__(self):
-        return len(self.frames)
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.reads = 0
 
     def read(self, index):
         self.reads += 1
-        return self.frames[index]
+        return super().read(index)
 
 
 def make_video(n: int = N, h: int = H, w: int = W) -> Video:

@@ -5,21 +5,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rvos.data.types import ArrayMask, Expression, FrameSource, FrameTarget, ObjectTrack, TargetKind, Video, VideoRecord
+from rvos.data.frames import ArrayFrames
+from rvos.data.types import ArrayMask, Expression, FrameTarget, ObjectTrack, TargetKind, Video, VideoRecord
 from rvos.models.config import ModelConfig
 from rvos.train.config import TrainConfig, from_dict
-
-
-class ArrayFrames(FrameSource):
-    def __init__(self, frames: np.ndarray):
-        self.frames = frames
-        self.names = [f"{i:05d}" for i in range(len(frames))]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.frames[index]
 
 
 def rect(h, w, y0, y1, x0, x1) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -43,6 +43,21 @@ def read_rgb(path: Path) -> np.ndarray:
         raise DatasetError(f"missing frame: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DatasetError(f"corrupt or unreadable frame image: {path} ({e})") from None
+
+
+class ArrayFrames(FrameSource):
+    """Frames already in memory (a uint8 [T, H, W, 3] array or a list of [H, W, 3] RGB arrays): decoded elsewhere,
+    generated, or test data."""
+
+    def __init__(self, frames, names: Optional[Sequence[str]] = None):
+        self.frames = frames
+        self.names = list(names) if names is not None else [f"{i:05d}" for i in range(len(frames))]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def read(self, index: int) -> np.ndarray:  # uint8 [H, W, 3]
+        return self.frames[index]
 
 
 class FrameFolder(FrameSource):
