@@ -17,11 +17,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from common import DAVIS_SAMPLE, cpu_model
 
 from rvos.data.readers import open_dataset
 from rvos.data.readers.common import read_index_png
@@ -30,7 +31,7 @@ from rvos.evaluate.predictions import open_predictions
 from rvos.evaluate.protocols import default_workers, evaluate_predictions
 from rvos.evaluate.reference import reference_f, reference_iou, reference_seg2bmap
 
-SAMPLE = Path(os.environ.get("RVOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "davis-sample"
+SAMPLE = DAVIS_SAMPLE
 
 
 def fast(workers: int) -> dict:
@@ -71,16 +72,6 @@ def timed(fn, runs: int) -> tuple[float, float, dict]:
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     return statistics.median(walls), statistics.median(cpus), res
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rvos.errors import ConfigError
+from rvos.models.frozen import FreezableEncoder
 
 
 @dataclass
@@ -48,24 +49,15 @@ def _pad(items: list[tuple[torch.Tensor, torch.Tensor]]) -> TextFeatures:
     return TextFeatures(words, pad, torch.stack([s for _, s in items]))
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(FreezableEncoder):
     """Base: subclasses implement `_encode(texts) -> TextFeatures`. Frozen encoders cache per unique sentence."""
 
     dim: int
 
     def __init__(self, frozen: bool, cache_size: int = 4096):
-        super().__init__()
-        self.frozen = frozen
+        super().__init__(frozen)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-
-    def freeze(self) -> None:
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> "TextEncoder":
-        return super().train(mode and not self.frozen)
 
     def forward(self, texts: list[str]) -> TextFeatures:
         _check(texts)

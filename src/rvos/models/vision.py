@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from rvos.errors import ConfigError
+from rvos.models.frozen import FreezableEncoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,26 +22,16 @@ LITE_STD = (128.0 / 255,) * 3
 _LITE_STAGE_OUT = (1, 2, 4, 6)  # strides 4, 8, 16, 32
 
 
-class VisionEncoder(nn.Module):
+class VisionEncoder(FreezableEncoder):
     """Base: subclasses implement `_features(x_normalised) -> [C2, C3, C4, C5]`."""
 
     channels: tuple[int, ...]
     strides: tuple[int, ...] = (4, 8, 16, 32)
 
     def __init__(self, frozen: bool, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
-        super().__init__()
-        self.frozen = frozen
+        super().__init__(frozen)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-
-    def freeze(self) -> None:
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> "VisionEncoder":
-        # a frozen encoder stays in eval mode (BatchNorm running statistics are never updated)
-        return super().train(mode and not self.frozen)
 
     def forward(self, frames: torch.Tensor) -> list[torch.Tensor]:
         if frames.dim() != 4 or frames.shape[1] != 3:
