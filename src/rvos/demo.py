@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rvos.data.readers import open_dataset
     from rvos.data.synth import generate
     from rvos.infer.model_eval import evaluate_model_protocols
-    from rvos.train.checkpoint import checkpoint_path, load_checkpoint
+    from rvos.train.checkpoint import checkpoint_path
     from rvos.train.loop import Trainer
 
     out: Path = args.out
@@ -70,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if final.is_file():
         print(f"[2/5] training: already done ({final}); delete it to train again")
     else:
-        last = checkpoint_path(out)
-        resume = last.is_file() and load_checkpoint(last).get("config") is not None
-        trainer = Trainer(cfg, out, resume=resume)
+        trainer = Trainer(cfg, out, resume=checkpoint_path(out).is_file())  # Trainer.resume checks the checkpoint
         trainer.fit()
         if trainer.dist.main:
             shutil.copyfile(checkpoint_path(out), final.with_suffix(".tmp"))
