@@ -1,12 +1,16 @@
 """build_model(cfg): the one place that wires encoders, fusion, FPN and head into an RVOSModel."""
 from __future__ import annotations
 
+from rvos.models.blcl import BLCLBranch
 from rvos.models.config import ModelConfig
+from rvos.models.consensus import ConsensusHead
+from rvos.models.early_grounding import EarlyGrounding
 from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
-from rvos.models.rvos_model import RVOSModel
+from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.text import build_text
+from rvos.models.text_reconstruction import TextFusion, TextReconstruction
 from rvos.models.vision import build_vision
 
 
@@ -22,4 +26,10 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     else:
         head = MultiQueryHead(cfg.dim, cfg.mask_dim, cfg.num_queries, cfg.dec_layers, cfg.num_heads,
                               cfg.dyn_hidden, cfg.dyn_layers, cfg.rel_coords)
-    return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, config=cfg)
+    blcl = BLCLBranch(cfg.mask_dim, cfg.dim, cfg.blcl_hidden) if cfg.blcl else None
+    r2 = None
+    if cfg.r2:
+        r2 = R2Parts(grounding=EarlyGrounding(cfg.dim, cfg.num_heads, cfg.r2_kernels),
+                     reconstruction=TextReconstruction(cfg.dim, cfg.num_heads, cfg.r2_rec_layers),
+                     text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim))
+    return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2, config=cfg)

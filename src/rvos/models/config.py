@@ -29,6 +29,12 @@ class ModelConfig:
     num_queries: int = 5
     dec_layers: int = 2  # query decoder layers (multi head)
     rel_coords: bool = True  # multi head: relative coordinates to the query's box centre as 2 extra channels
+    blcl: bool = False  # WRVOS BLCL branch (models/blcl.py): contrastive feature H, masks read F_ENH instead of F_FPN
+    blcl_hidden: int = 32  # width of the BLCL branch's convolutions
+    r2: bool = False  # R2-VOS parts: early grounding, text reconstruction, consensus (presence) head
+    r2_kernels: int = 8  # K dynamic kernels of early grounding (eq. 6)
+    r2_rec_layers: int = 1  # transformer decoder layers of the text reconstruction
+    r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -41,6 +47,8 @@ class ModelConfig:
             raise ConfigError(f"model.dim={self.dim} must be a multiple of 8 (GroupNorm of 8 groups)")
         if self.dim % self.num_heads:
             raise ConfigError(f"model.dim={self.dim} must be divisible by model.num_heads={self.num_heads}")
+        if self.r2_text_fusion not in ("add", "concat"):
+            raise ConfigError(f"model.r2_text_fusion must be 'add' or 'concat', got {self.r2_text_fusion!r}")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 

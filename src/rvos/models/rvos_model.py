@@ -3,9 +3,18 @@
 Frames of a clip are independent (each frame gets its own filters from its own fused feature), so a predictor
 may run one frame at a time. `encode_frames` is the expensive part (what the feature cache stores); `decode`
 is everything after it.
+
+Optional parts (ModelConfig.blcl / r2), both None by default:
+- `blcl` (WRVOS III-D): the BLCL branch turns F_FPN into H (extras["blcl_h"], for the contrastive losses) and F_ENH;
+  the dynamic filters then read F_ENH (`mask_features` is F_ENH), at training and inference.
+- `r2` (R2-VOS section 4): early grounding replaces the language-aware top feature by f_early (over each clip's
+  T frames); the text reconstruction reads f_early into e' (extras["sentence_rec"], [B, D]); e' is fused into the
+  sentence the head and the FPN read; the consensus head H(e, e') gives `presence` [B] (video-level logit).
+  A clip is the unit of the presence decision: the predictor averages it over its windows.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -17,15 +26,28 @@ from rvos.models.text import TextEncoder, TextFeatures
 from rvos.models.vision import VisionEncoder
 
 
+class R2Parts(nn.Module):
+    """The R2-VOS modules, kept together (they are used together)."""
+
+    def __init__(self, *, grounding: nn.Module, reconstruction: nn.Module, text_fusion: nn.Module, consensus: nn.Module):
+        super().__init__()
+        self.grounding = grounding  # models/early_grounding.py (eq. 4-6)
+        self.reconstruction = reconstruction  # models/text_reconstruction.py: f_early -> e'
+        self.text_fusion = text_fusion  # (e, e') -> the sentence the queries read
+        self.consensus = consensus  # models/consensus.py: H(e, e') -> A
+
+
 class RVOSModel(nn.Module):
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: nn.Module, fpn: nn.Module,
-                 head: nn.Module, config=None):
+                 head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None, config=None):
         super().__init__()
         self.vision = vision
         self.text = text
         self.fusion = fusion
         self.fpn = fpn
         self.head = head
+        self.blcl = blcl
+        self.r2 = r2
         self.config = config
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
@@ -53,21 +75,38 @@ class RVOSModel(nn.Module):
         pad = text.pad_mask.repeat_interleave(T, dim=0)
         sent = text.sentence.repeat_interleave(T, dim=0)
         fused = self.fusion(c5, words, pad, sent)
-        mask_features = self.fpn(fused.visual, c4, c3, c2, fused.sentence)  # [B*T, C_m, H/4, W/4]
-        filters, scores, boxes = self.head(fused)  # [B*T, Q, P], [B*T, Q], [B*T, Q, 4] | None
-        masks = self.head.mask_logits(mask_features, filters, boxes)  # [B*T, Q, H/4, W/4]
+        e = self.fusion.project_sentence(text.sentence)  # [B, D]
 
         def bt(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(B, T, *x.shape[1:])
 
+        extras: dict[str, torch.Tensor] = {}
+        presence = None
+        if self.r2 is not None:
+            g = self.fusion.word_proj(text.words)  # [B, L, D], one set of words per clip
+            f_early, _ = self.r2.grounding(fused.visual, g, text.pad_mask, fused.pos)  # [B*T, D, h, w]
+            e_rec = self.r2.reconstruction(f_early, B, fused.pos)  # [B, D]
+            presence = self.r2.consensus(e, e_rec)  # [B]
+            e_query = self.r2.text_fusion(e, e_rec).repeat_interleave(T, dim=0)  # [B*T, D]
+            fused = replace(fused, visual=f_early, sentence=e_query)
+            extras["sentence_rec"] = e_rec
+        mask_features = self.fpn(fused.visual, c4, c3, c2, fused.sentence)  # [B*T, C_m, H/4, W/4]
+        if self.blcl is not None:
+            branch = self.blcl(mask_features)
+            extras["blcl_h"] = bt(branch.h)  # [B, T, D, H/4, W/4]
+            mask_features = branch.enhanced  # F_ENH, same width as F_FPN
+        filters, scores, boxes = self.head(fused)  # [B*T, Q, P], [B*T, Q], [B*T, Q, 4] | None
+        masks = self.head.mask_logits(mask_features, filters, boxes)  # [B*T, Q, H/4, W/4]
+        extras.update({"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)})
         return RVOSOutput(
             mask_logits=bt(masks),
             scores=bt(scores),
             filters=bt(filters),
             mask_features=bt(mask_features),
-            sentence=self.fusion.project_sentence(text.sentence),  # [B, D]
+            sentence=e,  # [B, D]
             boxes=None if boxes is None else bt(boxes),
-            extras={"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)},
+            presence=presence,
+            extras=extras,
         )
 
     def forward(self, frames: Optional[torch.Tensor], text, features: Optional[list[torch.Tensor]] = None

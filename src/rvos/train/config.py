@@ -32,6 +32,8 @@ class DataConfig:
     val_split: Optional[str] = None
     regime: str = "full"  # supervision regime (rvos.data.regimes)
     regime_seed: int = 0
+    negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
+    negative_seed: int = 0
     clip: ClipConfig = field(default_factory=ClipConfig)
 
 

@@ -81,6 +81,10 @@ class Trainer:
         seed_all(cfg.loop.seed)
         if records is None:
             records = load_records(cfg, cfg.data.train_split)
+        if cfg.data.negative_ratio != 0:  # R2-VOS training pairs: negatives drawn once per run, seeded
+            from rvos.data.negatives import sample_negatives, with_negatives
+
+            records = with_negatives(records, sample_negatives(records, cfg.data.negative_ratio, cfg.data.negative_seed))
         if model is None:
             from rvos.models import build_model
 
@@ -205,6 +209,8 @@ class Trainer:
         while self.step < self.total_steps:
             self.sampler.set_epoch(self.epoch, start=self.pos * self.cfg.loop.batch_size)
             self.dataset.set_epoch(self.epoch)
+            if hasattr(self.method, "set_epoch"):  # e.g. WRVOS switches pseudo masks on after the first epoch
+                self.method.set_epoch(self.epoch)
             for batch in self.loader:
                 self.pos += 1
                 yield batch.to(self.device, non_blocking=True)
