@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Optional
 
 from rvos.errors import ConfigError
 
@@ -33,6 +34,32 @@ def load_model(path: Path, device: str):
     if not Path(path).is_file():
         raise ConfigError(f"missing checkpoint: {path}")
     return load_model_from_checkpoint(path, map_location=device)
+
+
+def gate_for_config(cfg) -> Optional[bool]:
+    """The Predictor's `gate` for a model trained with `cfg` (a TrainConfig): False when its config says the
+    presence head was never fitted (method r2vos with `consensus: false` or a zero `consensus` weight, the
+    R2-VOS ablation), whose A would gate at random; None (gate when the model has a presence head) otherwise."""
+    if cfg is None or not getattr(getattr(cfg, "model", None), "r2", False):
+        return None
+    method = getattr(cfg, "method", None)
+    if getattr(method, "name", None) != "r2vos":
+        return None
+    params = dict(getattr(method, "params", None) or {})
+    weights = params.get("weights") or {}
+    if params.get("consensus") is False or weights.get("consensus", 1) == 0:
+        return False
+    return None
+
+
+def presence_line(r) -> str:
+    """How a SegmentResult's video-level presence decision reads: '' without a presence head."""
+    if r.present is None:
+        return ""
+    if r.present:
+        return f", present (A: p={r.presence_score:.2f})"
+    what = "masks emptied" if r.gated else "masks kept (--no-gate)"
+    return f", not present (A: p={r.presence_score:.2f}; {what})"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -66,17 +93,18 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {args.device} asked for but CUDA is not available; use --device cpu")
-    model, _ = load_model(checkpoint, args.device)
+    model, cfg = load_model(checkpoint, args.device)
+    gate = False if args.no_gate else gate_for_config(cfg)
     out = args.out or Path("segment-out") / video.video_id
     results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,
                             zip_png=args.zip, fps=args.fps, device=args.device, window=args.window,
-                            threshold=args.threshold, size=args.size, amp=args.amp,
-                            gate=False if args.no_gate else None, progress=True)
+                            threshold=args.threshold, size=args.size, amp=args.amp, gate=gate, progress=True)
     print(f"segmented {len(video)} frames of {args.video} with {checkpoint}")
+    if gate is False and not args.no_gate:
+        print("  presence gate off: this model's presence head was not trained (r2vos with consensus: false)")
     for r in results:
         seen = sum(a > 0 for a in r.areas)
-        extra = "" if r.present is None else f", present={r.present} (p={r.presence_score:.2f})"
-        print(f"  {r.sentence!r}: object in {seen}/{len(r.areas)} frames{extra}")
+        print(f"  {r.sentence!r}: object in {seen}/{len(r.areas)} frames{presence_line(r)}")
         if "png" in r.paths:
             print(f"    PNGs: {r.paths['png']}")
     if not args.no_png and args.zip:

@@ -3,13 +3,15 @@ Used by `rvos eval --checkpoint`, by the trainer's periodic validation and by `r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from rvos.data.types import VideoRecord
+from rvos.data.types import Expression, VideoRecord
 from rvos.evaluate import evaluate_predictions
 from rvos.evaluate.predictions import MemoryPredictions
 from rvos.evaluate.result import EvalResult
 from rvos.infer.records import predict_records
+
+Keep = Callable[[VideoRecord, Expression], bool]  # which expressions a scoring view keeps
 
 
 def evaluate_model(model, records: Sequence[VideoRecord], protocol: str = "all-frames", *,
@@ -29,22 +31,39 @@ def evaluate_model_protocols(model, records: Sequence[VideoRecord], protocols: d
                              workers: Optional[int] = None, **predictor_kwargs) -> dict[str, EvalResult]:
     """One prediction pass, several protocols: `protocols` maps a protocol to whether it scores the positive
     expressions only (e.g. {"all-frames": True, "r2": False})."""
-    keep = (lambda r, e: e.positive) if all(protocols.values()) else None
-    preds = predict_records(model, records, out=out, expressions=keep, progress=progress, **predictor_kwargs)
+    views = {p: (p, _is_positive if positives_only else None) for p, positives_only in protocols.items()}
+    return evaluate_model_views(model, records, views, out=out, progress=progress, workers=workers, **predictor_kwargs)
+
+
+def evaluate_model_views(model, records: Sequence[VideoRecord], views: dict[str, tuple[str, Optional[Keep]]], *,
+                         out: Optional[Path | str] = None, progress: bool = False,
+                         workers: Optional[int] = None, **predictor_kwargs) -> dict[str, EvalResult]:
+    """One prediction pass, several scorings: `views` maps a name to (protocol, keep), `keep(record, expression)`
+    choosing the expressions that view scores (None: all). Only expressions some view keeps are predicted. E.g.
+    on `r2_records` of the synthetic benchmark, R over the pairing's negatives and R over the dataset's own
+    absent-object expressions: {"r2": ("r2", lambda r, e: e.positive or e.exp_id.startswith("neg-")),
+    "r2-absent": ("r2", lambda r, e: not e.exp_id.startswith("neg-"))}."""
+    keeps = [k for _, k in views.values()]
+    predict = None if any(k is None for k in keeps) else (lambda r, e: any(k(r, e) for k in keeps))
+    preds = predict_records(model, records, out=out, expressions=predict, progress=progress, **predictor_kwargs)
     source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence))
     results = {}
-    for protocol, positives_only in protocols.items():
-        scored = records
-        if positives_only:
-            scored = [r for r in (_positives(r) for r in records) if r.expressions]
-        results[protocol] = evaluate_predictions(scored, source, protocol, workers=workers)
+    for name, (protocol, keep) in views.items():
+        scored = list(records)
+        if keep is not None:
+            scored = [r for r in (_subset(r, keep) for r in records) if r.expressions]
+        results[name] = evaluate_predictions(scored, source, protocol, workers=workers)
     return results
 
 
-def _positives(record: VideoRecord) -> VideoRecord:
+def _is_positive(record: VideoRecord, exp: Expression) -> bool:
+    return exp.positive
+
+
+def _subset(record: VideoRecord, keep: Keep) -> VideoRecord:
     from dataclasses import replace
 
-    return replace(record, expressions=[e for e in record.expressions if e.positive])
+    return replace(record, expressions=[e for e in record.expressions if keep(record, e)])
 
 
 def validation_fn(records: Sequence[VideoRecord], protocol: str = "all-frames", **predictor_kwargs):

@@ -165,7 +165,7 @@ class Predictor:
                 r.scores = [float(s[chosen[k]]) for s in score_hist[k]]
                 if presence[k]:
                     r.presence_score = sum(p * t for p, t in presence[k]) / sum(t for _, t in presence[k])
-                    r.present = r.presence_score > 0.5
+                    r.present = r.presence_score >= 0.5
                     r.gated = bool(spill is not None and self.gate is not False and not r.present)
             if spill is not None:
                 self._second_pass(video, geo, spill, results, keep, sinks)

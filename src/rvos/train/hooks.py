@@ -35,11 +35,13 @@ class ProgressHook:
 
 
 class LogHook:
-    """Every `log_every` steps (and at the end): the mean of each loss part since the last line, the lr and the
-    speed go to metrics.jsonl; curves.png is redrawn from the log."""
+    """Every `log_every` steps (and at the end): the mean of each loss part since the last line (over the steps
+    that computed it: a method may leave a part out of a batch), the lr and the speed go to metrics.jsonl;
+    curves.png is redrawn from the log."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         self.count, self.clips, self.t0 = 0, 0, time.perf_counter()
 
     def on_resume(self, t) -> None:
@@ -54,6 +56,7 @@ class LogHook:
     def after_step(self, t, parts: dict, batch) -> None:
         for k, v in parts.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.count += 1
         self.clips += batch.frames.shape[0] * t.dist.world_size
         if t.cfg.loop.log_every and t.step % t.cfg.loop.log_every == 0:
@@ -63,11 +66,11 @@ class LogHook:
         if not self.count:
             return
         if t.dist.main:
-            values = {k: v / self.count for k, v in self.sums.items()}
+            values = {k: v / self.counts[k] for k, v in self.sums.items()}
             values["lr"] = t.optimizer.param_groups[0]["lr"]
             values["clips_per_s"] = self.clips / max(time.perf_counter() - self.t0, 1e-9)
             self._log(t).write(t.step, values)
-        self.sums, self.count, self.clips, self.t0 = {}, 0, 0, time.perf_counter()
+        self.sums, self.counts, self.count, self.clips, self.t0 = {}, {}, 0, 0, time.perf_counter()
 
     def at_end(self, t) -> None:
         self.flush(t)
