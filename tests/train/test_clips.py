@@ -97,3 +97,36 @@ def test_errors():
 def test_sample_frames_window():
     idx, valid = sample_frames(10, 4, "window", np.random.default_rng(0))
     assert np.array_equal(np.diff(idx), [1, 1, 1]) and valid.all()
+
+
+def test_include_frame_moves_a_window_or_swaps_a_random_frame():
+    import numpy as np
+
+    from rvos.data.clips import include_frame
+
+    rng = np.random.default_rng(0)
+    idx = np.arange(10, 15)
+    assert include_frame(idx, [12], 24, "window", rng) is idx  # already inside: unchanged
+    assert include_frame(idx, [], 24, "window", rng) is idx  # no mask frame: unchanged
+    for _ in range(20):
+        w = include_frame(idx, [0], 24, "window", rng)
+        assert w.tolist() == [0, 1, 2, 3, 4]  # clamped at the start
+        w = include_frame(idx, [23], 24, "window", rng)
+        assert w.tolist() == [19, 20, 21, 22, 23]  # clamped at the end
+        w = include_frame(idx, [3], 24, "window", rng)
+        assert 3 in w.tolist() and np.all(np.diff(w) == 1) and len(w) == 5
+        r = include_frame(np.array([2, 5, 9, 14, 20]), [7], 24, "random", rng)
+        assert 7 in r.tolist() and len(set(r.tolist()) & {2, 5, 9, 14, 20}) == 4 and np.all(np.diff(r) > 0)
+
+
+def test_keep_mask_frame_puts_the_mask_frame_in_every_clip():
+    from rvos.data.regimes import apply_regime
+    from train_helpers import tiny_records
+
+    records = apply_regime(tiny_records(2, n=12), "mask_box", seed=0)
+    ds = ClipDataset(records, ClipConfig(num_frames=3, size=(32, 48), keep_mask_frame=True, negatives=False))
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            kinds = ds[i].target_kind.tolist()
+            assert int(TargetKind.MASK) in kinds

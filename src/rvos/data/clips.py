@@ -38,6 +38,7 @@ class ClipConfig:
     flip_prob: float = 0.5
     photometric: float = 0.2  # jitter strength; 0 = off
     negatives: bool = True  # keep negative (no-target) expressions as items
+    keep_mask_frame: bool = False  # every clip holds one of the expression's mask frames, when it has any (weak regimes)
     seed: int = 0
 
     def validate(self) -> None:
@@ -84,6 +85,28 @@ def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[
     return idx, np.arange(t) < n
 
 
+def mask_frames(rec: VideoRecord, exp: Expression) -> list[int]:
+    """Frames where every object the expression refers to has a MASK target."""
+    tracks = [rec.tracks[o] for o in exp.obj_ids if o in rec.tracks]
+    if not tracks:
+        return []
+    return [i for i in range(len(rec.video)) if all(tr.targets[i].kind == TargetKind.MASK for tr in tracks)]
+
+
+def include_frame(idx: np.ndarray, candidates: list[int], n: int, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """`idx` changed as little as needed to hold one of `candidates` (a random one) when it holds none: a window
+    is moved so that the frame sits at a random position in it; random sampling swaps one frame for it."""
+    if not candidates or any(int(i) in candidates for i in idx) or n < len(idx):
+        return idx
+    f, t = int(rng.choice(candidates)), len(idx)
+    if mode == "window":
+        start = min(max(f - int(rng.integers(t)), 0), n - t)
+        return np.arange(start, start + t)
+    out = idx.copy()
+    out[int(rng.integers(t))] = f
+    return np.sort(out)
+
+
 class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[VideoRecord], cfg: ClipConfig, features: Optional[FeatureLookup] = None):
         cfg.validate()
@@ -104,6 +127,8 @@ class ClipDataset(torch.utils.data.Dataset):
         rec = self.records[self.items[index][0]]
         exp = rec.expressions[self.items[index][1]]
         idx, valid = sample_frames(len(rec.video), self.cfg.num_frames, self.cfg.sampling, rng)
+        if self.cfg.keep_mask_frame and exp.positive:
+            idx = include_frame(idx, mask_frames(rec, exp), len(rec.video), self.cfg.sampling, rng)
         clip = self._augment(self.load_clip(rec, exp, idx), rng)
         h, w = clip.size
         boxes = np.nan_to_num(clip.boxes / np.array([w, h, w, h], np.float32), nan=0.0)

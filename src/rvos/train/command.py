@@ -10,6 +10,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-4 loop.steps=200")
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoints/last.pt")
+    p.add_argument("--two-step", action="store_true",
+                   help="WRVOS's two-step baseline (Table XII): train mask + MIL under data.regime into OUT/step1, "
+                        "turn every box into a pseudo mask, train SimRVOS fully supervised on them into OUT/step2")
 
 
 def validation(cfg):
@@ -32,6 +35,16 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    if args.two_step:
+        from rvos.errors import ConfigError
+        from rvos.methods.two_step import train_two_step
+
+        if args.resume:
+            raise ConfigError("--two-step cannot --resume (it runs two trainings); rerun it into a fresh --out")
+        train_two_step(cfg, out, eval_fn=validation(cfg))
+        print(f"done: {out}; step 1 (mask + MIL) in {out / 'step1'}, step 2 (SimRVOS on pseudo masks) in "
+              f"{out / 'step2'}; checkpoint {out / 'step2' / 'checkpoints' / 'last.pt'}")
+        return 0
     parts = train(cfg, out, resume=args.resume, eval_fn=validation(cfg))
     import os
 
