@@ -9,6 +9,7 @@ from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
 from rvos.models.rvos_model import R2Parts, RVOSModel
+from rvos.models.temporal import TemporalContext
 from rvos.models.text import build_text
 from rvos.models.text_reconstruction import TextFusion, TextReconstruction
 from rvos.models.vision import build_vision
@@ -32,4 +33,8 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
         r2 = R2Parts(grounding=EarlyGrounding(cfg.dim, cfg.num_heads, cfg.r2_kernels),
                      reconstruction=TextReconstruction(cfg.dim, cfg.num_heads, cfg.r2_rec_layers),
                      text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim))
-    return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2, config=cfg)
+    temporal = None
+    if cfg.temporal_layers:
+        temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
+    return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
+                     temporal=temporal, config=cfg)

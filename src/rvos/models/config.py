@@ -35,6 +35,8 @@ class ModelConfig:
     r2_kernels: int = 8  # K dynamic kernels of early grounding (eq. 6)
     r2_rec_layers: int = 1  # transformer decoder layers of the text reconstruction
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
+    temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
+    temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -49,6 +51,9 @@ class ModelConfig:
             raise ConfigError(f"model.dim={self.dim} must be divisible by model.num_heads={self.num_heads}")
         if self.r2_text_fusion not in ("add", "concat"):
             raise ConfigError(f"model.r2_text_fusion must be 'add' or 'concat', got {self.r2_text_fusion!r}")
+        if self.temporal_layers < 0 or self.temporal_max_frames < 1:
+            raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
+                              f"{self.temporal_layers}, {self.temporal_max_frames}")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 

@@ -1,16 +1,19 @@
 """RVOSModel: vision encoder -> cross-modal fusion -> FPN -> dynamic-filter head (SimRVOS, WRVOS section III-B).
 
 Frames of a clip are independent (each frame gets its own filters from its own fused feature), so a predictor
-may run one frame at a time. `encode_frames` is the expensive part (what the feature cache stores); `decode`
-is everything after it.
+may run one frame at a time (unless `temporal`, below, is set: it mixes the frames of a clip). `encode_frames`
+is the expensive part (what the feature cache stores); `decode` is everything after it.
 
-Optional parts (ModelConfig.blcl / r2), both None by default:
+Optional parts (ModelConfig.blcl / r2 / temporal_layers), all off by default:
 - `blcl` (WRVOS III-D): the BLCL branch turns F_FPN into H (extras["blcl_h"], for the contrastive losses) and F_ENH;
   the dynamic filters then read F_ENH (`mask_features` is F_ENH), at training and inference.
 - `r2` (R2-VOS section 4): early grounding replaces the language-aware top feature by f_early (over each clip's
   T frames); the text reconstruction reads f_early into e' (extras["sentence_rec"], [B, D]); e' is fused into the
   sentence the head and the FPN read; the consensus head H(e, e') gives `presence` [B] (video-level logit).
   A clip is the unit of the presence decision: the predictor averages it over its windows.
+- `temporal` (ModelConfig.temporal_layers > 0, models/temporal.py): transformer layers over each clip's T x h x w
+  fused tokens with a frame-index embedding, right after the fusion; frames of a clip then depend on each other
+  (the predictor decodes windows of consecutive frames, so it gives the module a clip).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ class R2Parts(nn.Module):
 
 class RVOSModel(nn.Module):
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: nn.Module, fpn: nn.Module,
-                 head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None, config=None):
+                 head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None,
+                 temporal: Optional[nn.Module] = None, config=None):
         super().__init__()
         self.vision = vision
         self.text = text
@@ -48,6 +52,7 @@ class RVOSModel(nn.Module):
         self.head = head
         self.blcl = blcl
         self.r2 = r2
+        self.temporal = temporal
         self.config = config
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
@@ -75,6 +80,8 @@ class RVOSModel(nn.Module):
         pad = text.pad_mask.repeat_interleave(T, dim=0)
         sent = text.sentence.repeat_interleave(T, dim=0)
         fused = self.fusion(c5, words, pad, sent)
+        if self.temporal is not None:
+            fused = replace(fused, visual=self.temporal(fused.visual, fused.pos, B, T))  # [B*T, D, h, w], clip-aware
         e = self.fusion.project_sentence(text.sentence)  # [B, D]
 
         def bt(x: torch.Tensor) -> torch.Tensor:
