@@ -75,3 +75,34 @@ def test_bad_files(tmp_path):
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(ConfigError, match="not an rvos checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_frozen_pretrained_encoders_are_left_out_and_refilled_on_load(tmp_path):
+    import torch
+
+    from rvos.models import build_model
+    from rvos.models.config import ModelConfig
+    from rvos.train.checkpoint import compact_state, load_state_strict, omitted_prefixes
+    from rvos.errors import ConfigError
+
+    assert omitted_prefixes(ModelConfig()) == ["vision.", "text."]  # Lite0 ImageNet + MiniLM, both frozen
+    assert omitted_prefixes(ModelConfig(vision_frozen=False, text_frozen=False)) == []  # trained: kept
+    assert omitted_prefixes(ModelConfig(vision_pretrained=False)) == ["text."]  # random init cannot be rebuilt
+    assert omitted_prefixes(None) == []
+    cfg = ModelConfig(vision="tiny", vision_pretrained=False, text="tiny", dim=16, num_heads=2,
+                      fpn_dims=(16, 16, 8), mask_dim=8, dyn_hidden=8)
+    torch.manual_seed(0)
+    a = build_model(cfg)
+    state = compact_state(a, ["vision."])
+    assert state and not any(k.startswith("vision.") for k in state)
+    torch.manual_seed(1)
+    b = build_model(cfg)
+    vision_before = {k: v.clone() for k, v in b.vision.state_dict().items()}
+    load_state_strict(b, state, tmp_path / "x.pt", omitted=["vision."])
+    for k, v in b.state_dict().items():
+        if k.startswith("vision."):
+            assert torch.equal(v, vision_before[k[len("vision."):]])  # kept its own
+        else:
+            assert torch.equal(v, a.state_dict()[k])  # loaded
+    with pytest.raises(ConfigError, match="missing keys"):
+        load_state_strict(b, state, tmp_path / "x.pt")  # without `omitted` the gap is an error

