@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+
+import torch
 import os
 import statistics
 import sys
@@ -42,6 +45,7 @@ from rvos.data.readers import open_dataset
 from rvos.evaluate.command import r2_eval_records
 from rvos.infer.command import gate_for_config
 from rvos.infer.model_eval import evaluate_model_views
+from rvos.infer.predictor import Predictor
 from rvos.models import build_model
 from rvos.train.checkpoint import atomic_write_bytes
 from rvos.train.config import load_config
@@ -83,6 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--rows", nargs="+", choices=list(ROWS), default=None, help="rows to run (default: all)")
     ap.add_argument("--r2-seed", type=int, default=0, help="seed of the R2 evaluation pairing")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every finished run (resumable)")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="keep the synthetic feature cache on disk here (reused by the next run with the same size)")
     ap.add_argument("--davis", action="store_true", help="DAVIS-sample leave-one-out with the r2 protocol instead")
     ap.add_argument("--davis-data", type=Path, default=DAVIS_SAMPLE)
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny synthetic set (or 2 DAVIS folds), tiny model")
@@ -134,7 +140,30 @@ def score(model, cfg, records, r2_seed: int, negatives: str = "both", size=None)
     out = {k: s[k] for k in ("J", "F", "J&F", "R", "J&F&R", "neg_area", "pos_area", "positives", "negatives")}
     if "absent" in res:
         out["R_absent"] = res["absent"].summary["R"]
+    if getattr(model, "r2", None) is not None:
+        out.update(presence_separation(model, recs))
     return out
+
+
+@torch.inference_mode()
+def presence_separation(model, records, frames: int = 8) -> dict:
+    """How well the presence logit A separates the positive from the negative pairs (on each video's first
+    `frames` frames): mean sigmoid(A) of each, and the AUC (0.5 = no separation)."""
+    import numpy as np
+
+    from rvos.infer.geometry import Geometry
+
+    predictor, pos, neg = Predictor(model), [], []
+    for r in records:
+        n = min(frames, len(r.video))
+        geo = Geometry.create(r.video.height, r.video.width, None, predictor.pad_to)
+        feats = predictor.encode(geo.to_input([r.video.frame(i) for i in range(n)]))
+        for e in r.expressions:
+            p = predictor.decode(feats, model.encode_text([e.text]), n)[2]
+            (pos if e.positive else neg).append(1.0 / (1.0 + math.exp(-p)))
+    a, b = np.array(pos), np.array(neg)
+    auc = float((a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean())
+    return {"presence_pos": float(a.mean()), "presence_neg": float(b.mean()), "presence_auc": auc}
 
 
 class Results:
@@ -163,13 +192,14 @@ def fmt(values: list[float]) -> str:
 
 
 def table(results: Results, rows: list[str], seeds: list[int], extra: bool) -> str:
-    header = ["method", *COLUMNS] + (["R absent"] if extra else []) + ["train s/step"]
+    header = ["method", *COLUMNS] + (["R absent"] if extra else []) + ["presence AUC", "train s/step"]
     body = []
     for row in rows:
         runs = [results.runs[f"{row}|seed{s}"] for s in seeds if f"{row}|seed{s}" in results.runs]
         if runs:
             cols = [fmt([r[c] for r in runs]) for c in COLUMNS]
             cols += [fmt([r["R_absent"] for r in runs if "R_absent" in r])] if extra else []
+            cols += [fmt([r["presence_auc"] for r in runs if "presence_auc" in r])]
             body.append([ROWS[row][0], *cols, f"{statistics.mean(r['train_s'] / r['steps'] for r in runs):.3f}"])
     return markdown_table(header, body)
 
@@ -196,7 +226,7 @@ def run_synth(args, results: Results) -> None:
         seed_all(0)
         encoder = build_model(base.model)
         t0 = time.perf_counter()
-        cache = build_feature_cache(encoder, train, tuple(base.data.clip.size), "cpu")
+        cache = build_feature_cache(encoder, train, tuple(base.data.clip.size), "cpu", args.cache_dir)
         cache_s = time.perf_counter() - t0
         print(f"feature cache: {len(cache)} frames (plain + flipped) of {len(train)} train videos at "
               f"{base.data.clip.size[0]}x{base.data.clip.size[1]} in {cache_s:.1f} s "

@@ -129,3 +129,17 @@ def test_presence_gate_eq12():
     gated = gate_masks(masks, a)
     assert (gated[0] == 0).all() and torch.isneginf(gated[1]).all() and (gated[2] == 0).all()
     assert presence_gate(a, threshold=0.8).tolist() == [True, False, False]  # sigmoid(1.5) = 0.82
+
+
+def test_consensus_match_features_by_hand():
+    head = ConsensusHead(2, hidden=1, features="match")
+    with torch.no_grad():
+        head.fc1.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, -1.0, -1.0]]))  # sum(e*e') - sum|e-e'|
+        head.fc1.bias.zero_()
+        head.fc2.weight.fill_(2.0)
+        head.fc2.bias.fill_(-1.0)
+    e, e_rec = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 1.0]])
+    # e*e' = (3, 2) -> 5; |e-e'| = (2, 1) -> 3; relu(5 - 3) = 2; 2 * 2 - 1 = 3
+    assert float(head(e, e_rec)[0]) == pytest.approx(3.0)
+    with pytest.raises(ConfigError):
+        ConsensusHead(2, features="dot")

@@ -32,7 +32,7 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     if cfg.r2:
         r2 = R2Parts(grounding=EarlyGrounding(cfg.dim, cfg.num_heads, cfg.r2_kernels),
                      reconstruction=TextReconstruction(cfg.dim, cfg.num_heads, cfg.r2_rec_layers),
-                     text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim))
+                     text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim, features=cfg.r2_consensus))
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)

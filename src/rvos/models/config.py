@@ -34,6 +34,7 @@ class ModelConfig:
     r2: bool = False  # R2-VOS parts: early grounding, text reconstruction, consensus (presence) head
     r2_kernels: int = 8  # K dynamic kernels of early grounding (eq. 6)
     r2_rec_layers: int = 1  # transformer decoder layers of the text reconstruction
+    r2_consensus: str = "concat"  # consensus head input: "concat" [e; e'] (the paper) or "match" (+ e*e', |e-e'|)
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
@@ -49,6 +50,8 @@ class ModelConfig:
             raise ConfigError(f"model.dim={self.dim} must be a multiple of 8 (GroupNorm of 8 groups)")
         if self.dim % self.num_heads:
             raise ConfigError(f"model.dim={self.dim} must be divisible by model.num_heads={self.num_heads}")
+        if self.r2_consensus not in ("concat", "match"):
+            raise ConfigError(f"model.r2_consensus must be 'concat' or 'match', got {self.r2_consensus!r}")
         if self.r2_text_fusion not in ("add", "concat"):
             raise ConfigError(f"model.r2_text_fusion must be 'add' or 'concat', got {self.r2_text_fusion!r}")
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:
