@@ -123,6 +123,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--davis", action="store_true", help="leave-one-out folds over the DAVIS sample instead")
     ap.add_argument("--davis-data", type=Path, default=DAVIS_SAMPLE)
     ap.add_argument("--folds", nargs="+", default=None, metavar="SEQ", help="DAVIS held-out sequences (default all)")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="keep the feature cache on disk here (reused by the next run with the same size and videos)")
+    ap.add_argument("--report", action="store_true",
+                    help="only print the tables and draw the plot from OUT/results.json (runs not there are left out)")
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny model, tiny data, 3 steps")
     args = ap.parse_args(argv)
     args.size, args.eval_size, args.num_frames, args.max_frames = (192, 320), None, 5, 0
@@ -310,13 +314,21 @@ def main(argv=None) -> int:
     if saved.get("setup") != setup:  # resume only what was measured the same way
         print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
         return 2
+    if args.report:  # tables and plot from what results.json holds, no training
+        wanted = {k: v for k, v in saved["runs"].items()
+                  if f"|steps{args.steps}" in k and int(k.split("|seed")[1].split("|")[0]) in args.seeds}
+        print_tables(args, wanted)
+        plot(plot_path, wanted)
+        print(f"\nresults: {path}; plot: {plot_path}")
+        return 0
     try:
         jobs, cache_records, what = load_data(args)
         base = base_config(args, args.data)
         seed_all(base.loop.seed)
         encoder = build_model(base.model)
         t0 = time.perf_counter()
-        cache = build_feature_cache(encoder, unique_full(cache_records), tuple(base.data.clip.size), "cpu")
+        cache = build_feature_cache(encoder, unique_full(cache_records), tuple(base.data.clip.size), "cpu",
+                                    args.cache_dir)
         cache_s = time.perf_counter() - t0
         del encoder
         print(f"data: {what}; {base.model.vision} + {base.model.text}, {args.steps} steps x {args.batch} clips x "

@@ -1,0 +1,61 @@
+"""Where SimRVOS+R2 stands after N steps on the synthetic benchmark: the consensus loss over training (the run's
+metrics.jsonl), J&F / R with and without gating on the test split's R2 pairing, and how well the presence logit
+separates positive from negative pairs (mean sigmoid(A) of each, AUC).
+
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/r2vos_diagnose.py STEPS OUT [r2vos_table options]
+    e.g. benchmarks/r2vos_diagnose.py 1200 runs/r2diag_match          # the model config of r2vos_synth.yaml
+         benchmarks/r2vos_diagnose.py 750 runs/r2diag model.r2_consensus=concat
+
+The feature cache is kept in runs/r2cache (shared with `r2vos_table.py --cache-dir runs/r2cache`); the trained
+weights go to OUT/model.pt.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
+import torch
+from r2vos_table import parse_args, presence_separation, row_config
+from rvos.data.readers import open_dataset
+from rvos.evaluate.command import r2_eval_records
+from rvos.infer.model_eval import evaluate_model_views
+from rvos.models import build_model
+from rvos.train.feature_cache import build_feature_cache
+from rvos.train.hooks import LogHook
+from rvos.train.loop import Trainer, seed_all
+
+
+def main(argv: list[str]) -> int:
+    steps, out, extra = int(argv[0]), Path(argv[1]), argv[2:]
+    args = parse_args(["--steps", str(steps), "--data", "data/synth", *extra])
+    cfg = row_config(args, "simrvos+r2", 0, args.data)
+    print(cfg.model, flush=True)
+    train, test = open_dataset(args.data, split="train"), open_dataset(args.data, split="test")
+    seed_all(0)
+    model = build_model(cfg.model)
+    t0 = time.perf_counter()
+    cache = build_feature_cache(model, train, tuple(cfg.data.clip.size), "cpu", Path("runs/r2cache"))
+    print(f"cache {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, out, records=train, model=model, features=cache, hooks=[LogHook()])
+    trainer.fit()
+    print(f"train {time.perf_counter() - t0:.1f} s", flush=True)
+    torch.save(trainer.model.state_dict(), out / "model.pt")
+    model = trainer.model.eval()
+    records = r2_eval_records(test, "pairing", 0)
+    for gate in (None, False):
+        s = evaluate_model_views(model, records, {"r2": ("r2", lambda r, e: True)}, gate=gate, workers=1)["r2"].summary
+        print("gated" if gate is None else "ungated", {k: round(float(s[k]), 3) for k in ("J", "F", "J&F", "R", "J&F&R")},
+              flush=True)
+    p = presence_separation(model, records)
+    print(f"presence: positives {p['presence_pos']:.3f}, negatives {p['presence_neg']:.3f}, AUC {p['presence_auc']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
