@@ -123,6 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--davis", action="store_true", help="leave-one-out folds over the DAVIS sample instead")
     ap.add_argument("--davis-data", type=Path, default=DAVIS_SAMPLE)
     ap.add_argument("--folds", nargs="+", default=None, metavar="SEQ", help="DAVIS held-out sequences (default all)")
+    ap.add_argument("--runs", nargs="+", default=None, choices=sorted(RUNS),
+                    help="train only these configurations of the chosen tables (e.g. more seeds of a few rows)")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="keep the feature cache on disk here (reused by the next run with the same size and videos)")
     ap.add_argument("--report", action="store_true",
@@ -336,6 +338,7 @@ def main(argv=None) -> int:
               f"frames (plain + flipped) in {cache_s:.1f} s", flush=True)
         results = saved["runs"]
         names = list(dict.fromkeys(run for t in args.tables for _, run in TABLES[t][2]))
+        names = [n for n in names if args.runs is None or n in args.runs]
         boxes = MaskBoxes()
         for name in names:
             for seed in args.seeds:
