@@ -140,6 +140,6 @@ def test_consensus_match_features_by_hand():
         head.fc2.bias.fill_(-1.0)
     e, e_rec = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 1.0]])
     # e*e' = (3, 2) -> 5; |e-e'| = (2, 1) -> 3; relu(5 - 3) = 2; 2 * 2 - 1 = 3
-    assert float(head(e, e_rec)[0]) == pytest.approx(3.0)
+    assert float(head(e, e_rec).detach()[0]) == pytest.approx(3.0)
     with pytest.raises(ConfigError):
         ConsensusHead(2, features="dot")
