@@ -295,6 +295,15 @@ def plot(path: Path, results: dict) -> None:
     os.replace(tmp, path)
 
 
+def report(args, runs: dict, path: Path, plot_path: Path) -> None:
+    """Tables and plot of the runs of this --steps and --seeds."""
+    wanted = {k: v for k, v in runs.items()
+              if f"|steps{args.steps}" in k and int(k.split("|seed")[1].split("|")[0]) in args.seeds}
+    print_tables(args, wanted)
+    plot(plot_path, wanted)
+    print(f"\nresults: {path}; plot: {plot_path}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.smoke:
@@ -317,11 +326,7 @@ def main(argv=None) -> int:
         print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
         return 2
     if args.report:  # tables and plot from what results.json holds, no training
-        wanted = {k: v for k, v in saved["runs"].items()
-                  if f"|steps{args.steps}" in k and int(k.split("|seed")[1].split("|")[0]) in args.seeds}
-        print_tables(args, wanted)
-        plot(plot_path, wanted)
-        print(f"\nresults: {path}; plot: {plot_path}")
+        report(args, saved["runs"], path, plot_path)
         return 0
     try:
         jobs, cache_records, what = load_data(args)
@@ -354,11 +359,7 @@ def main(argv=None) -> int:
                     print(f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}), mAP "
                           f"{100 * r['mAP']:.1f}, ann. {r['annotation_s'] / 3600:.2f} h; train {r['train_s']:.0f} s "
                           f"({r['s_per_step']:.2f} s/step), eval {r['eval_s']:.0f} s", flush=True)
-        wanted = {k: v for k, v in results.items()
-                  if f"|steps{args.steps}" in k and int(k.split("|seed")[1].split("|")[0]) in args.seeds}
-        print_tables(args, wanted)
-        plot(plot_path, wanted)
-        print(f"\nresults: {path}; plot: {plot_path}")
+        report(args, results, path, plot_path)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
