@@ -7,7 +7,8 @@ separates positive from negative pairs (mean sigmoid(A) of each, AUC).
          benchmarks/r2vos_diagnose.py 750 runs/r2diag model.r2_consensus=concat
 
 The feature cache is kept in runs/r2cache (shared with `r2vos_table.py --cache-dir runs/r2cache`); the trained
-weights go to OUT/model.pt.
+weights go to OUT/model.pt. When OUT/model.pt already exists (a finished run), it is loaded and only scored; give
+the same STEPS and options as for the run.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def main(argv: list[str]) -> int:
     train, test = open_dataset(args.data, split="train"), open_dataset(args.data, split="test")
     seed_all(0)
     model = build_model(cfg.model)
+    if (out / "model.pt").is_file():
+        model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+        return score(model.eval(), test)
     t0 = time.perf_counter()
     cache = build_feature_cache(model, train, tuple(cfg.data.clip.size), "cpu", Path("runs/r2cache"))
     print(f"cache {time.perf_counter() - t0:.1f} s", flush=True)
@@ -46,7 +50,10 @@ def main(argv: list[str]) -> int:
     trainer.fit()
     print(f"train {time.perf_counter() - t0:.1f} s", flush=True)
     torch.save(trainer.model.state_dict(), out / "model.pt")
-    model = trainer.model.eval()
+    return score(trainer.model.eval(), test)
+
+
+def score(model, test) -> int:
     records = r2_eval_records(test, "pairing", 0)
     for gate in (None, False):
         s = evaluate_model_views(model, records, {"r2": ("r2", lambda r, e: True)}, gate=gate, workers=1)["r2"].summary
@@ -54,6 +61,8 @@ def main(argv: list[str]) -> int:
               flush=True)
     p = presence_separation(model, records)
     print(f"presence: positives {p['presence_pos']:.3f}, negatives {p['presence_neg']:.3f}, AUC {p['presence_auc']:.3f}")
+    print(f"e': cosine of one sentence's e' on two videos {p['rec_cos_same_text']:.3f}, of two sentences' e' on one "
+          f"video {p['rec_cos_same_video']:.3f}")
     return 0
 
 

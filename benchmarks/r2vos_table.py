@@ -148,22 +148,30 @@ def score(model, cfg, records, r2_seed: int, negatives: str = "both", size=None)
 @torch.inference_mode()
 def presence_separation(model, records, frames: int = 8) -> dict:
     """How well the presence logit A separates the positive from the negative pairs (on each video's first
-    `frames` frames): mean sigmoid(A) of each, and the AUC (0.5 = no separation)."""
+    `frames` frames): mean sigmoid(A) of each, and the AUC (0.5 = no separation). And what the reconstruction e'
+    depends on: mean cosine between the e' of one sentence on two different videos (its own and its R2 partner;
+    1.0 = e' ignores the video) and between the e' of two sentences on one video."""
     import numpy as np
 
     from rvos.infer.geometry import Geometry
 
-    predictor, pos, neg = Predictor(model), [], []
+    predictor, pos, neg, rec = Predictor(model), [], [], []  # rec: (text, video, e')
     for r in records:
         n = min(frames, len(r.video))
         geo = Geometry.create(r.video.height, r.video.width, None, predictor.pad_to)
         feats = predictor.encode(geo.to_input([r.video.frame(i) for i in range(n)]))
         for e in r.expressions:
-            p = predictor.decode(feats, model.encode_text([e.text]), n)[2]
+            out = model.decode(feats, model.encode_text([e.text]), 1, n)
+            p = float(out.presence.reshape(-1)[0])
             (pos if e.positive else neg).append(1.0 / (1.0 + math.exp(-p)))
+            rec.append((e.text, r.video_id, torch.nn.functional.normalize(out.extras["sentence_rec"][0].float(), dim=0)))
     a, b = np.array(pos), np.array(neg)
     auc = float((a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean())
-    return {"presence_pos": float(a.mean()), "presence_neg": float(b.mean()), "presence_auc": auc}
+    same_text = [float(x[2] @ y[2]) for i, x in enumerate(rec) for y in rec[i + 1:] if x[0] == y[0] and x[1] != y[1]]
+    same_video = [float(x[2] @ y[2]) for i, x in enumerate(rec) for y in rec[i + 1:] if x[1] == y[1] and x[0] != y[0]]
+    return {"presence_pos": float(a.mean()), "presence_neg": float(b.mean()), "presence_auc": auc,
+            "rec_cos_same_text": float(np.mean(same_text)) if same_text else float("nan"),
+            "rec_cos_same_video": float(np.mean(same_video)) if same_video else float("nan")}
 
 
 class Results:

@@ -143,3 +143,41 @@ def test_consensus_match_features_by_hand():
     assert float(head(e, e_rec).detach()[0]) == pytest.approx(3.0)
     with pytest.raises(ConfigError):
         ConsensusHead(2, features="dot")
+
+
+def test_response_gate_by_hand():
+    from rvos.models.text_reconstruction import ResponseGate
+
+    gate = ResponseGate(2)
+    with torch.no_grad():
+        gate.conv.weight.copy_(torch.tensor([1.0, -2.0]).view(1, 2, 1, 1))
+        gate.conv.bias.fill_(0.5)
+    resp = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 2, 1, 2)  # token 0: (1, 0), token 1: (0, 1)
+    assert torch.allclose(gate(resp)[0, 0, 0], torch.sigmoid(torch.tensor([1.5, -1.5])))
+
+
+def _r2_model(reconstruct_from: str):
+    from rvos.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(ModelConfig(vision="tiny", text="tiny", dim=32, r2=True, r2_reconstruct_from=reconstruct_from)).eval()
+
+
+def test_reconstruction_from_visual_reads_the_sentence_only_through_the_gate():
+    frames = torch.rand(1, 2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    sentences = (["a red car"], ["the camel on the left of the tree"])
+    early = _r2_model("early")
+    with torch.no_grad():
+        a, b = (early(frames, s).extras["sentence_rec"] for s in sentences)
+    assert not torch.allclose(a, b, atol=1e-4)  # f_early carries the sentence into e'
+    visual = _r2_model("visual")
+    with torch.no_grad():
+        visual.r2.rec_gate.conv.weight.zero_()  # a constant gate: the sentence has no way into e'
+        a, b = (visual(frames, s).extras["sentence_rec"] for s in sentences)
+        assert torch.allclose(a, b, atol=1e-5)
+        other = visual(torch.rand(1, 2, 3, 64, 96, generator=torch.Generator().manual_seed(1)), sentences[0])
+    assert not torch.allclose(a, other.extras["sentence_rec"], atol=1e-4)  # ... but the video does
+    with pytest.raises(ConfigError, match="r2_reconstruct_from"):
+        from rvos.models import ModelConfig
+
+        ModelConfig(r2_reconstruct_from="text")

@@ -11,7 +11,7 @@ from rvos.models.heads import MultiQueryHead, SingleHead
 from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.temporal import TemporalContext
 from rvos.models.text import build_text
-from rvos.models.text_reconstruction import TextFusion, TextReconstruction
+from rvos.models.text_reconstruction import ResponseGate, TextFusion, TextReconstruction
 from rvos.models.vision import build_vision
 
 
@@ -20,7 +20,7 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen)
     text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
     c2, c3, c4, c5 = vision.channels
-    fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads)
+    fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads, c4 if cfg.fusion_stride == 16 else 0)
     fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim, cfg.dim if cfg.fpn_language else 0)
     if cfg.head == "single":
         head = SingleHead(cfg.dim, cfg.mask_dim, cfg.dyn_hidden, cfg.dyn_layers)
@@ -32,7 +32,8 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     if cfg.r2:
         r2 = R2Parts(grounding=EarlyGrounding(cfg.dim, cfg.num_heads, cfg.r2_kernels),
                      reconstruction=TextReconstruction(cfg.dim, cfg.num_heads, cfg.r2_rec_layers),
-                     text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim, features=cfg.r2_consensus))
+                     text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim, features=cfg.r2_consensus),
+                     rec_gate=ResponseGate(cfg.r2_kernels) if cfg.r2_reconstruct_from == "visual" else None)
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)

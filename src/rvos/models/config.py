@@ -20,6 +20,7 @@ class ModelConfig:
     text_cache_size: int = 4096  # sentences kept by a frozen text encoder
     dim: int = 128  # width D of the fusion (C5 + words), kept small for CPU speed
     num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
+    fusion_stride: int = 32  # 32: fuse language with C5 (the paper); 16: with C5 upsampled + C4 (models/fusion.py)
     fpn_dims: tuple[int, int, int] = (96, 64, 32)  # FPN widths at strides 16, 8, 4 (stride 32 uses `dim`)
     fpn_language: bool = True  # FiLM every FPN level with the sentence (see models/fpn.py); False = eq. 4 as written
     mask_dim: int = 16  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
@@ -35,6 +36,8 @@ class ModelConfig:
     r2_kernels: int = 8  # K dynamic kernels of early grounding (eq. 6)
     r2_rec_layers: int = 1  # transformer decoder layers of the text reconstruction
     r2_consensus: str = "concat"  # consensus head input: "concat" [e; e'] (the paper) or "match" (+ e*e', |e-e'|)
+    r2_reconstruct_from: str = "early"  # what e' is read from: "early" (f_early, the paper) or "visual" (gated
+    # language-free visual tokens, see models/text_reconstruction.py)
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
@@ -50,8 +53,12 @@ class ModelConfig:
             raise ConfigError(f"model.dim={self.dim} must be a multiple of 8 (GroupNorm of 8 groups)")
         if self.dim % self.num_heads:
             raise ConfigError(f"model.dim={self.dim} must be divisible by model.num_heads={self.num_heads}")
+        if self.fusion_stride not in (16, 32):
+            raise ConfigError(f"model.fusion_stride must be 16 or 32, got {self.fusion_stride}")
         if self.r2_consensus not in ("concat", "match"):
             raise ConfigError(f"model.r2_consensus must be 'concat' or 'match', got {self.r2_consensus!r}")
+        if self.r2_reconstruct_from not in ("early", "visual"):
+            raise ConfigError(f"model.r2_reconstruct_from must be 'early' or 'visual', got {self.r2_reconstruct_from!r}")
         if self.r2_text_fusion not in ("add", "concat"):
             raise ConfigError(f"model.r2_text_fusion must be 'add' or 'concat', got {self.r2_text_fusion!r}")
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:

@@ -21,6 +21,7 @@ Reading of what the paper leaves open (stated, not guessed silently):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -41,6 +42,13 @@ def adaptive_word_pool(words: torch.Tensor, pad_mask: torch.Tensor, k: int) -> t
     inside = (pos[None, None] >= start[..., None]) & (pos[None, None] < end[..., None])  # [B, k, L]
     weights = inside.to(words.dtype) / (end - start).clamp(min=1)[..., None].to(words.dtype)
     return torch.bmm(weights, words)  # [B, k, C]
+
+
+@dataclass
+class Grounding:
+    f_early: torch.Tensor  # [B*T, D, h, w], eq. 6
+    words: torch.Tensor  # g' [B, L, D], eq. 5
+    response: torch.Tensor  # [B*T, K, h, w], theta_k^T f' of eq. 6 (how well each token matches each kernel)
 
 
 class EarlyGrounding(nn.Module):
@@ -76,6 +84,12 @@ class EarlyGrounding(nn.Module):
                 pos: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """f [B*T, D, h, w]; words [B, L, D]; pad_mask bool [B, L] (True = pad); pos [1, h*w, D] or None.
         Returns (f_early [B*T, D, h, w], g' [B, L, D])."""
+        g = self.ground(f, words, pad_mask, pos)
+        return g.f_early, g.words
+
+    def ground(self, f: torch.Tensor, words: torch.Tensor, pad_mask: torch.Tensor,
+               pos: Optional[torch.Tensor] = None) -> Grounding:
+        """As forward, plus the kernel responses."""
         bt, d, h, w = f.shape
         b = words.shape[0]
         if bt % b or words.shape[2] != d:
@@ -98,4 +112,4 @@ class EarlyGrounding(nn.Module):
         resp = resp.reshape(bt, h, w, self.num_kernels).permute(0, 3, 1, 2)  # [B*T, K, h, w]
         f2_map = f2.reshape(bt, h * w, d).transpose(1, 2).reshape(bt, d, h, w)  # [B*T, D, h, w]
         f_early = self.bn(self.phi(resp) + f2_map)
-        return f_early, g2
+        return Grounding(f_early, g2, resp)

@@ -32,12 +32,14 @@ from rvos.models.vision import VisionEncoder
 class R2Parts(nn.Module):
     """The R2-VOS modules, kept together (they are used together)."""
 
-    def __init__(self, *, grounding: nn.Module, reconstruction: nn.Module, text_fusion: nn.Module, consensus: nn.Module):
+    def __init__(self, *, grounding: nn.Module, reconstruction: nn.Module, text_fusion: nn.Module, consensus: nn.Module,
+                 rec_gate: Optional[nn.Module] = None):
         super().__init__()
         self.grounding = grounding  # models/early_grounding.py (eq. 4-6)
         self.reconstruction = reconstruction  # models/text_reconstruction.py: f_early -> e'
         self.text_fusion = text_fusion  # (e, e') -> the sentence the queries read
         self.consensus = consensus  # models/consensus.py: H(e, e') -> A
+        self.rec_gate = rec_gate  # None: e' reads f_early (the paper); else gated language-free visual tokens
 
 
 class RVOSModel(nn.Module):
@@ -79,7 +81,7 @@ class RVOSModel(nn.Module):
         words = text.words.repeat_interleave(T, dim=0)  # [B*T, L, C_t]
         pad = text.pad_mask.repeat_interleave(T, dim=0)
         sent = text.sentence.repeat_interleave(T, dim=0)
-        fused = self.fusion(c5, words, pad, sent)
+        fused = self.fusion(c5, words, pad, sent, c4)
         if self.temporal is not None:
             fused = replace(fused, visual=self.temporal(fused.visual, fused.pos, B, T))  # [B*T, D, h, w], clip-aware
         e = self.fusion.project_sentence(text.sentence)  # [B, D]
@@ -91,8 +93,10 @@ class RVOSModel(nn.Module):
         presence = None
         if self.r2 is not None:
             g = self.fusion.word_proj(text.words)  # [B, L, D], one set of words per clip
-            f_early, _ = self.r2.grounding(fused.visual, g, text.pad_mask, fused.pos)  # [B*T, D, h, w]
-            e_rec = self.r2.reconstruction(f_early, B, fused.pos)  # [B, D]
+            grounding = self.r2.grounding.ground(fused.visual, g, text.pad_mask, fused.pos)
+            f_early = grounding.f_early  # [B*T, D, h, w]
+            memory = f_early if self.r2.rec_gate is None else fused.plain * self.r2.rec_gate(grounding.response)
+            e_rec = self.r2.reconstruction(memory, B, fused.pos)  # [B, D]
             presence = self.r2.consensus(e, e_rec)  # [B]
             e_query = self.r2.text_fusion(e, e_rec).repeat_interleave(T, dim=0)  # [B*T, D]
             fused = replace(fused, visual=f_early, sentence=e_query)

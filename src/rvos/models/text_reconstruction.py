@@ -3,6 +3,16 @@
 V-T projection: a transformer decoder D_E whose one learnable text query e_0 reads the grounded feature f_early
 of a clip and returns the reconstructed sentence embedding e' = D_E(f_early, e_0) in the (projected) text space.
 
+What D_E reads (`ModelConfig.r2_reconstruct_from`):
+- "early" (the paper): f_early. Every token of f_early has attended to the words (eq. 4), so it carries the sentence
+  whatever the video shows, and e' can satisfy the cycle loss by copying the sentence. On the synthetic benchmark
+  that is what it learnt: e' of one sentence on its own video and on an unrelated video had cosine 0.997, so the
+  consensus head H(e, e') had nothing to compare and stayed at chance (BENCHMARKS.md, R2-VOS).
+- "visual" (ours): the visual tokens from before any language attention, each scaled by a gate
+  sigmoid(conv1x1(responses)) of the K kernel responses of eq. 6 (`ResponseGate`). The sentence reaches e' only
+  through where the gate opens (one scalar per token), so e' must describe what the video shows where the
+  sentence points, and for an absent object that description differs from the sentence.
+
 Fusion: the paper says only "we first fuse the reconstructed text embedding e' to text embedding e" before the
 fused embedding is repeated into the N instance queries. Our reading: a residual, e_fused = LN(e + W e'), so that
 an untrained W (zero-initialised) starts from the plain sentence embedding and the segmentation queries can
@@ -43,6 +53,17 @@ class TextReconstruction(nn.Module):
             memory = memory + pos.repeat(1, t, 1)
         out = self.decoder(self.query.expand(batch, -1, -1), memory)  # [B, 1, D]
         return self.norm(out[:, 0])
+
+
+class ResponseGate(nn.Module):
+    """Kernel responses [B*T, K, h, w] -> gate [B*T, 1, h, w] in (0, 1): where the grounding says the sentence is."""
+
+    def __init__(self, num_kernels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(num_kernels, 1, 1)
+
+    def forward(self, response: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(response))
 
 
 class TextFusion(nn.Module):
