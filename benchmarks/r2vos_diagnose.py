@@ -1,6 +1,7 @@
 """Where SimRVOS+R2 stands after N steps on the synthetic benchmark: the consensus loss over training (the run's
-metrics.jsonl), J&F / R with and without gating on the test split's R2 pairing, and how well the presence logit
-separates positive from negative pairs (mean sigmoid(A) of each, AUC).
+metrics.jsonl), J&F / R without gating and gated at presence thresholds 0.3-0.7 on the test split's R2 pairing (one
+prediction pass, the gate applied afterwards), how well the presence logit separates positive from negative pairs
+(mean sigmoid(A) of each, AUC), and whether the reconstruction e' depends on the video.
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/r2vos_diagnose.py STEPS OUT [r2vos_table options]
     e.g. benchmarks/r2vos_diagnose.py 1200 runs/r2diag_match          # the model config of r2vos_synth.yaml
@@ -24,11 +25,16 @@ import torch
 from r2vos_table import parse_args, presence_separation, row_config
 from rvos.data.readers import open_dataset
 from rvos.evaluate.command import r2_eval_records
-from rvos.infer.model_eval import evaluate_model_views
+from rvos.evaluate.predictions import MemoryPredictions
+from rvos.evaluate.protocols import evaluate_predictions
+from rvos.infer.records import predict_records
 from rvos.models import build_model
 from rvos.train.feature_cache import build_feature_cache
 from rvos.train.hooks import LogHook
 from rvos.train.loop import Trainer, seed_all
+
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # presence thresholds of the gate (eq. 12 uses 0.5)
 
 
 def main(argv: list[str]) -> int:
@@ -54,11 +60,15 @@ def main(argv: list[str]) -> int:
 
 
 def score(model, test) -> int:
+    """One ungated prediction pass; the gate of eq. 12 applied afterwards at several presence thresholds."""
     records = r2_eval_records(test, "pairing", 0)
-    for gate in (None, False):
-        s = evaluate_model_views(model, records, {"r2": ("r2", lambda r, e: True)}, gate=gate, workers=1)["r2"].summary
-        print("gated" if gate is None else "ungated", {k: round(float(s[k]), 3) for k in ("J", "F", "J&F", "R", "J&F&R")},
-              flush=True)
+    preds = predict_records(model, records, gate=False)
+    for tau in (None, *THRESHOLDS):
+        presence = {} if tau is None else {k: p >= tau for k, p in preds.presence_scores.items()}
+        s = evaluate_predictions(records, MemoryPredictions(preds, scores=dict(preds.scores), presence=presence), "r2",
+                                 workers=1).summary
+        print("ungated" if tau is None else f"gated at sigmoid(A) >= {tau}",
+              {k: round(float(s[k]), 3) for k in ("J", "F", "J&F", "R", "J&F&R")}, flush=True)
     p = presence_separation(model, records)
     print(f"presence: positives {p['presence_pos']:.3f}, negatives {p['presence_neg']:.3f}, AUC {p['presence_auc']:.3f}")
     print(f"e': cosine of one sentence's e' on two videos {p['rec_cos_same_text']:.3f}, of two sentences' e' on one "

@@ -111,6 +111,17 @@ def test_gating_empties_masks_when_presence_is_low(video):
     assert ungated.areas == present.areas
 
 
+def test_presence_threshold_moves_the_decision(video):
+    # sigmoid(0.5) = 0.622: present at the default 0.5, absent (and emptied) at 0.7
+    (kept,) = Predictor(TinyModel(presence=0.5), window=4).segment(video, ["bright"])
+    assert kept.present is True and min(kept.areas) > 0
+    (emptied,) = Predictor(TinyModel(presence=0.5), window=4, presence_threshold=0.7).segment(video, ["bright"])
+    assert emptied.present is False and emptied.gated and emptied.areas == [0] * N
+    assert emptied.presence_score == pytest.approx(1 / (1 + math.exp(-0.5)))
+    with pytest.raises(ConfigError, match="presence threshold"):
+        Predictor(TinyModel(), presence_threshold=1.0)
+
+
 def test_threshold_changes_the_area(video):
     lo = Predictor(TinyModel(), threshold=0.1).segment(video, ["bright"])[0].areas
     hi = Predictor(TinyModel(), threshold=0.9).segment(video, ["bright"])[0].areas

@@ -81,6 +81,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="instead of PRED: segment every expression of the split with this model, then score")
     parser.add_argument("--device", default="cpu", help="with --checkpoint: cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.5, help="with --checkpoint: mask probability threshold")
+    parser.add_argument("--presence-threshold", type=float, default=0.5,
+                        help="with --checkpoint of a model with a presence head: judged present when sigmoid(A) >= this")
     parser.add_argument("--save-predictions", type=Path, default=None,
                         help="with --checkpoint: also write the predicted PNGs (OUT/<video>/<exp_id>/<frame>.png)")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset root (ground truth)")
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             print("presence gate off: this model's presence head was not trained (r2vos with consensus: false)")
         result = evaluate_model(model, records, protocol, out=args.save_predictions, device=args.device,
                                 progress=True, workers=args.workers, gate=gate,
-                                threshold=args.threshold)
+                                threshold=args.threshold, presence_threshold=args.presence_threshold)
     else:
         predictions = open_predictions(args.pred)  # fail on a bad PRED before reading the dataset
         records = open_dataset(args.dataset, layout, args.split)

@@ -76,6 +76,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-png", action="store_true", help="skip the palette PNGs")
     p.add_argument("--zip", action="store_true", help="also zip the PNGs (Ref-YouTube-VOS submission style)")
     p.add_argument("--no-gate", action="store_true", help="keep masks even when the presence head says absent")
+    p.add_argument("--presence-threshold", type=float, default=0.5,
+                   help="judge the object present when sigmoid(A) >= this (default 0.5, eq. 12)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on CUDA)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames / override")
 
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("segment-out") / video.video_id
     results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,
                             zip_png=args.zip, fps=args.fps, device=args.device, window=args.window,
-                            threshold=args.threshold, size=args.size, amp=args.amp, gate=gate, progress=True)
+                            threshold=args.threshold, size=args.size, amp=args.amp, gate=gate, progress=True,
+                            presence_threshold=args.presence_threshold)
     print(f"segmented {len(video)} frames of {args.video} with {checkpoint}")
     if gate is False and not args.no_gate:
         print("  presence gate off: this model's presence head was not trained (r2vos with consensus: false)")

@@ -82,14 +82,19 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", window: int = 8,
                  threshold: float = 0.5, size: Optional[int] = None, amp: bool = False,
                  encode_batch: Optional[int] = None, gate: Optional[bool] = None, keep_rle: bool = False,
-                 pad_to: int = 32, progress: bool = False):
+                 pad_to: int = 32, progress: bool = False, presence_threshold: float = 0.5):
         """`window`: frames decoded together (and read into memory at once). `encode_batch`: frames per
         encode_frames call; default 1 on CPU (a frame at a time is faster per frame there), the window on GPU.
-        `gate`: empty the masks when the model's presence head says absent; None = on when it has one."""
+        `gate`: empty the masks when the model's presence head says absent; None = on when it has one.
+        `presence_threshold`: the object is judged present when sigmoid(A) >= this (eq. 12 uses 0.5); higher
+        empties more absent-object masks (R up) at the cost of more wrongly emptied positives (J&F down)."""
         if window < 1:
             raise ConfigError(f"window must be >= 1, got {window}")
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+        if not 0.0 < presence_threshold < 1.0:
+            raise ConfigError(f"presence threshold must be in (0, 1), got {presence_threshold}")
+        self.presence_threshold = presence_threshold
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.window, self.threshold, self.size, self.amp = window, threshold, size, amp
@@ -165,7 +170,7 @@ class Predictor:
                 r.scores = [float(s[chosen[k]]) for s in score_hist[k]]
                 if presence[k]:
                     r.presence_score = sum(p * t for p, t in presence[k]) / sum(t for _, t in presence[k])
-                    r.present = r.presence_score >= 0.5
+                    r.present = r.presence_score >= self.presence_threshold
                     r.gated = bool(spill is not None and self.gate is not False and not r.present)
             if spill is not None:
                 self._second_pass(video, geo, spill, results, keep, sinks)

@@ -29,7 +29,8 @@ Key = tuple[str, str, int]  # (video_id, exp_id, frame_index)
 
 class _Predictions(Mapping):
     scores: dict[tuple[str, str], float]
-    presence: dict[tuple[str, str], bool]
+    presence: dict[tuple[str, str], bool]  # the gate's decision (only when gating)
+    presence_scores: dict[tuple[str, str], float]  # sigmoid(A), whenever the model has a presence head
     spans: dict[tuple[str, str], list[tuple[int, int]]]
 
 
@@ -38,7 +39,7 @@ class PngPredictions(_Predictions):
 
     def __init__(self, root: Path, paths: dict[Key, Path]):
         self.root, self.paths = Path(root), paths
-        self.scores, self.presence, self.spans = {}, {}, {}
+        self.scores, self.presence, self.presence_scores, self.spans = {}, {}, {}, {}
 
     def __getitem__(self, key: Key) -> np.ndarray:
         path = self.paths[key]
@@ -60,7 +61,7 @@ class RlePredictions(_Predictions):
 
     def __init__(self, rles: dict[Key, dict]):
         self.rles = rles
-        self.scores, self.presence, self.spans = {}, {}, {}
+        self.scores, self.presence, self.presence_scores, self.spans = {}, {}, {}, {}
 
     def __getitem__(self, key: Key) -> np.ndarray:
         return decode_rle(self.rles[key])
@@ -105,6 +106,8 @@ def _predict_video(predictor: Predictor, record: VideoRecord, exps: list[Express
     results = predictor.segment(record.video, [e.text for e in exps], sinks=sinks)
     for e, r in zip(exps, results):
         preds.scores[(vid, e.exp_id)] = float(np.mean(r.scores))
+        if r.presence_score is not None:
+            preds.presence_scores[(vid, e.exp_id)] = r.presence_score
         if r.present is not None and predictor.gate is not False:
             preds.presence[(vid, e.exp_id)] = r.present
         if r.spans is not None:

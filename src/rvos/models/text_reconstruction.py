@@ -10,8 +10,10 @@ What D_E reads (`ModelConfig.r2_reconstruct_from`):
   consensus head H(e, e') had nothing to compare and stayed at chance (BENCHMARKS.md, R2-VOS).
 - "visual" (ours): the visual tokens from before any language attention, each scaled by a gate
   sigmoid(conv1x1(responses)) of the K kernel responses of eq. 6 (`ResponseGate`). The sentence reaches e' only
-  through where the gate opens (one scalar per token), so e' must describe what the video shows where the
-  sentence points, and for an absent object that description differs from the sentence.
+  through where the gate opens (one scalar per token). Measured on the synthetic benchmark after 1,200 steps:
+  e' became a summary of the video (two sentences' e' on one video: cosine 0.999; one sentence's e' on two
+  videos: 0.205), and the consensus head, comparing e with that summary, separated present from absent with
+  AUC 0.81 instead of 0.50.
 
 Fusion: the paper says only "we first fuse the reconstructed text embedding e' to text embedding e" before the
 fused embedding is repeated into the N instance queries. Our reading: a residual, e_fused = LN(e + W e'), so that
