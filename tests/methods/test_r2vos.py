@@ -235,6 +235,19 @@ def test_segment_gates_an_absent_object(trained, tmp_path, capsys):
     assert doc["present"] is False and doc["gated"] is False and sum(f["area"] for f in doc["frames"]) > 0
 
 
+def test_segment_presence_threshold(trained, tmp_path, capsys):
+    video, ckpt = frame_folder(tmp_path), forced(trained, tmp_path, 1.0)  # sigmoid(1) = 0.73
+    for thr, present in ((0.5, True), (0.9, False)):
+        out = tmp_path / f"seg{thr}"
+        rc = main(["segment", str(video), "--text", "the red square", "--checkpoint", str(ckpt), "--out", str(out),
+                   "--no-video", "--threshold", "0.01", "--presence-threshold", str(thr)])
+        assert rc == 0
+        doc = json.loads((out / "masks.json").read_text())["sentences"][0]
+        assert doc["present"] is present and doc["gated"] is (not present)
+        assert (sum(f["area"] for f in doc["frames"]) > 0) is present
+    capsys.readouterr()
+
+
 def test_eval_r2_checkpoint_end_to_end(trained, tmp_path, capsys):
     data = tmp_path / "data"
     write_ytvos(data, "train")  # vid_a: 2 positives + its own negative; vid_b: 1 positive
