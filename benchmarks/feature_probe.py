@@ -9,8 +9,8 @@ multinomial logistic regression (torch, L-BFGS, weight decay picked on a held-ou
 predicting the object's category. Trained on the train split's videos, scored on the valid split's videos (objects
 never seen). Also scored: the same probe on the mask alone (the object's binary mask cropped to its box and resized
 to 16x16), an upper bound saying the shapes are separable from the silhouette, and the majority class.
-This tests the explanation BENCHMARKS.md gives for the R2 consensus head staying at chance: that the frozen
-features at the training size do not separate the synthetic shape categories.
+It tested an explanation BENCHMARKS.md once gave for the R2 consensus head staying at chance (that the frozen
+features at the training size do not separate the synthetic shape categories) and ruled it out.
 """
 from __future__ import annotations
 

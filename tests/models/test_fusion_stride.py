@@ -2,15 +2,9 @@
 import pytest
 import torch
 
+from model_helpers import TEXTS, tiny
 from rvos.errors import ConfigError
-from rvos.models import ModelConfig, build_model
-
-TEXTS = ["the camel on the left", "a red car"]
-
-
-def tiny(**kw):
-    torch.manual_seed(0)
-    return build_model(ModelConfig(vision="tiny", text="tiny", dim=32, **kw))
+from rvos.models import ModelConfig
 
 
 def test_default_is_the_papers_stride_32():

@@ -157,10 +157,9 @@ def test_response_gate_by_hand():
 
 
 def _r2_model(reconstruct_from: str):
-    from rvos.models import ModelConfig, build_model
+    from model_helpers import tiny
 
-    torch.manual_seed(0)
-    return build_model(ModelConfig(vision="tiny", text="tiny", dim=32, r2=True, r2_reconstruct_from=reconstruct_from)).eval()
+    return tiny(r2=True, r2_reconstruct_from=reconstruct_from).eval()
 
 
 def test_reconstruction_from_visual_reads_the_sentence_only_through_the_gate():

@@ -2,16 +2,10 @@
 import pytest
 import torch
 
+from model_helpers import TEXTS, tiny
 from rvos.errors import ConfigError
-from rvos.models import ModelConfig, build_model
+from rvos.models import ModelConfig
 from rvos.models.temporal import TemporalContext
-
-TEXTS = ["the camel on the left", "a red car"]
-
-
-def tiny(**kw):
-    torch.manual_seed(0)
-    return build_model(ModelConfig(vision="tiny", text="tiny", dim=32, **kw))
 
 
 def test_off_by_default():

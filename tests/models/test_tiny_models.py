@@ -3,14 +3,9 @@ import pytest
 import torch
 
 from rvos.errors import ConfigError
-from rvos.models import ModelConfig, RVOSModel, TextFeatures, build_model
+from model_helpers import TEXTS, tiny
+from rvos.models import ModelConfig, TextFeatures, build_model
 from rvos.models.heads import apply_dynamic_mlp, dynamic_layer_shapes, num_dynamic_params
-
-TEXTS = ["the camel on the left", "a red car"]
-
-
-def tiny(**kw) -> RVOSModel:
-    return build_model(ModelConfig(vision="tiny", text="tiny", dim=32, **kw))
 
 
 @pytest.mark.parametrize("head", ["single", "multi"])

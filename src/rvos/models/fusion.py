@@ -30,7 +30,7 @@ class Fused:
     pad_mask: torch.Tensor  # bool [N, L], True = padding
     sentence: torch.Tensor  # [N, D], projected sentence feature R^s
     pos: torch.Tensor  # [1, h*w, D], positional embedding of the visual tokens (for query decoders)
-    plain: Optional[torch.Tensor] = None  # [N, D, h, w], the projected visual tokens before eq. 1 (no language)
+    plain: torch.Tensor  # [N, D, h, w], the projected visual tokens before eq. 1 (no language)
 
 
 class CrossModalFusion(nn.Module):
