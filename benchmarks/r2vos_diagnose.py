@@ -6,6 +6,7 @@ prediction pass, the gate applied afterwards), how well the presence logit separ
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/r2vos_diagnose.py STEPS OUT [r2vos_table options]
     e.g. benchmarks/r2vos_diagnose.py 1200 runs/r2diag_match          # the model config of r2vos_synth.yaml
          benchmarks/r2vos_diagnose.py 750 runs/r2diag model.r2_consensus=concat
+         benchmarks/r2vos_diagnose.py 1200 runs/r2diag_seed1 --seeds 1             # another training seed
 
 The feature cache is kept in runs/r2cache (shared with `r2vos_table.py --cache-dir runs/r2cache`); the trained
 weights go to OUT/model.pt. When OUT/model.pt already exists (a finished run), it is loaded and only scored; give
@@ -40,10 +41,11 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # presence thresholds of the gate (eq. 1
 def main(argv: list[str]) -> int:
     steps, out, extra = int(argv[0]), Path(argv[1]), argv[2:]
     args = parse_args(["--steps", str(steps), "--data", "data/synth", *extra])
-    cfg = row_config(args, "simrvos+r2", 0, args.data)
+    seed = args.seeds[0]  # --seeds S: the training seed (default 0)
+    cfg = row_config(args, "simrvos+r2", seed, args.data)
     print(cfg.model, flush=True)
     train, test = open_dataset(args.data, split="train"), open_dataset(args.data, split="test")
-    seed_all(0)
+    seed_all(seed)
     model = build_model(cfg.model)
     if (out / "model.pt").is_file():
         model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
@@ -72,7 +74,7 @@ def score(model, test) -> int:
     p = presence_separation(model, records)
     print(f"presence: positives {p['presence_pos']:.3f}, negatives {p['presence_neg']:.3f}, AUC {p['presence_auc']:.3f}")
     print(f"e': cosine of one sentence's e' on two videos {p['rec_cos_same_text']:.3f}, of two sentences' e' on one "
-          f"video {p['rec_cos_same_video']:.3f}")
+          f"video {p['rec_cos_same_video']:.3f}; mean response gate {p['rec_gate_mean']:.3f}")
     return 0
 
 

@@ -150,12 +150,16 @@ def presence_separation(model, records, frames: int = 8) -> dict:
     """How well the presence logit A separates the positive from the negative pairs (on each video's first
     `frames` frames): mean sigmoid(A) of each, and the AUC (0.5 = no separation). And what the reconstruction e'
     depends on: mean cosine between the e' of one sentence on two different videos (its own and its R2 partner;
-    1.0 = e' ignores the video) and between the e' of two sentences on one video."""
+    1.0 = e' ignores the video) and between the e' of two sentences on one video; the mean response gate of the
+    visual reconstructions (near 0: a closed gate)."""
     import numpy as np
 
     from rvos.infer.geometry import Geometry
 
-    predictor, pos, neg, rec = Predictor(model), [], [], []  # rec: (text, video, e')
+    predictor, pos, neg, rec, gates = Predictor(model), [], [], [], []  # rec: (text, video, e')
+    gate = model.r2.rec_gate if model.r2 is not None else None
+    hook = None if gate is None else gate.conv.register_forward_hook(
+        lambda m, i, out: gates.append(float(torch.sigmoid(out).mean())))  # mean gate over the clip's tokens
     for r in records:
         n = min(frames, len(r.video))
         geo = Geometry.create(r.video.height, r.video.width, None, predictor.pad_to)
@@ -165,13 +169,16 @@ def presence_separation(model, records, frames: int = 8) -> dict:
             p = float(out.presence.reshape(-1)[0])
             (pos if e.positive else neg).append(1.0 / (1.0 + math.exp(-p)))
             rec.append((e.text, r.video_id, torch.nn.functional.normalize(out.extras["sentence_rec"][0].float(), dim=0)))
+    if hook is not None:
+        hook.remove()
     a, b = np.array(pos), np.array(neg)
     auc = float((a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean())
     same_text = [float(x[2] @ y[2]) for i, x in enumerate(rec) for y in rec[i + 1:] if x[0] == y[0] and x[1] != y[1]]
     same_video = [float(x[2] @ y[2]) for i, x in enumerate(rec) for y in rec[i + 1:] if x[1] == y[1] and x[0] != y[0]]
     return {"presence_pos": float(a.mean()), "presence_neg": float(b.mean()), "presence_auc": auc,
             "rec_cos_same_text": float(np.mean(same_text)) if same_text else float("nan"),
-            "rec_cos_same_video": float(np.mean(same_video)) if same_video else float("nan")}
+            "rec_cos_same_video": float(np.mean(same_video)) if same_video else float("nan"),
+            "rec_gate_mean": float(np.mean(gates)) if gates else float("nan")}
 
 
 class Results:

@@ -126,9 +126,10 @@ def test_config_errors():
         R2VOS(tiny(), R2VOSConfig(weights={"dice": 5, "giou": 2}))
 
 
-@pytest.mark.parametrize("head", ["single", "multi"])
-def test_forward_backward(head):
-    method = R2VOS(tiny(head))
+@pytest.mark.parametrize("head,reconstruct_from", [("single", "early"), ("multi", "early"), ("single", "visual"),
+                                                   ("single", "visual_attn")])
+def test_forward_backward(head, reconstruct_from):
+    method = R2VOS(tiny(head, r2_reconstruct_from=reconstruct_from))
     batch = batch_of([True, False, True, True], T=2, H=32, W=48)
     parts = method(batch)
     expect = {"loss", "dice", "focal", "cycle_dist", "cycle_angle", "cycle_skipped", "consensus"}
@@ -143,6 +144,8 @@ def test_forward_backward(head):
     assert method.model.r2.consensus.fc1.weight.grad.abs().sum() > 0
     assert method.model.r2.reconstruction is not None and any(
         p.grad is not None and p.grad.abs().sum() > 0 for p in method.model.r2.reconstruction.parameters())
+    if reconstruct_from != "early":  # the gate learns from the losses through e'
+        assert method.model.r2.rec_gate.conv.weight.grad.abs().sum() > 0
 
 
 def test_gate_for_config():

@@ -156,6 +156,33 @@ def test_response_gate_by_hand():
     assert torch.allclose(gate(resp)[0, 0, 0], torch.sigmoid(torch.tensor([1.5, -1.5])))
 
 
+def test_response_gate_as_attention_bias():
+    """mode "bias": the tokens pass unscaled and log(gate) goes to the attention; a token whose gate is ~0 is left
+    out of e' exactly as if it were not in the memory, and a uniform gate changes nothing, whatever its value."""
+    from rvos.models.text_reconstruction import ResponseGate
+
+    gate = ResponseGate(1, mode="bias")
+    with torch.no_grad():
+        gate.conv.weight.fill_(1.0)
+        gate.conv.bias.zero_()
+    visual = torch.randn(1, D, 1, 2)
+    memory, bias = gate.read(visual, torch.tensor([0.0, -60.0]).view(1, 1, 1, 2))
+    assert torch.equal(memory, visual)
+    assert torch.allclose(bias.exp()[0, 0, 0], torch.sigmoid(torch.tensor([0.0, -60.0])))
+    torch.manual_seed(0)
+    rec = TextReconstruction(D, num_heads=2).eval()
+    with torch.no_grad():
+        only_first = rec(visual[..., :1], 1)
+        assert torch.allclose(rec(memory, 1, bias=bias), only_first, atol=1e-5)
+        assert torch.allclose(rec(visual, 1, bias=torch.full((1, 1, 1, 2), -3.0)), rec(visual, 1), atol=1e-5)
+        scale = ResponseGate(1)
+        scale.conv.bias.fill_(0.0)
+        scaled, none = scale.read(visual, torch.zeros(1, 1, 1, 2))
+        assert none is None and torch.allclose(scaled, visual * 0.5)  # mode "scale": tokens x sigmoid(0)
+    with pytest.raises(ConfigError, match="gate mode"):
+        ResponseGate(1, mode="mul")
+
+
 def _r2_model(reconstruct_from: str):
     from model_helpers import tiny
 
@@ -176,6 +203,14 @@ def test_reconstruction_from_visual_reads_the_sentence_only_through_the_gate():
         assert torch.allclose(a, b, atol=1e-5)
         other = visual(torch.rand(1, 2, 3, 64, 96, generator=torch.Generator().manual_seed(1)), sentences[0])
     assert not torch.allclose(a, other.extras["sentence_rec"], atol=1e-4)  # ... but the video does
+    attn = _r2_model("visual_attn")
+    with torch.no_grad():
+        attn.r2.rec_gate.conv.weight.zero_()
+        attn.r2.rec_gate.conv.bias.fill_(-30.0)  # a closed gate, the same on every token: e' is still read from them
+        a, b = (attn(frames, s).extras["sentence_rec"] for s in sentences)
+        assert torch.allclose(a, b, atol=1e-5)
+        other = attn(torch.rand(1, 2, 3, 64, 96, generator=torch.Generator().manual_seed(1)), sentences[0])
+    assert not torch.allclose(a, other.extras["sentence_rec"], atol=1e-4)
     with pytest.raises(ConfigError, match="r2_reconstruct_from"):
         from rvos.models import ModelConfig
 

@@ -33,7 +33,8 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
         r2 = R2Parts(grounding=EarlyGrounding(cfg.dim, cfg.num_heads, cfg.r2_kernels),
                      reconstruction=TextReconstruction(cfg.dim, cfg.num_heads, cfg.r2_rec_layers),
                      text_fusion=TextFusion(cfg.dim, cfg.r2_text_fusion), consensus=ConsensusHead(cfg.dim, features=cfg.r2_consensus),
-                     rec_gate=ResponseGate(cfg.r2_kernels) if cfg.r2_reconstruct_from == "visual" else None)
+                     rec_gate=None if cfg.r2_reconstruct_from == "early" else
+                     ResponseGate(cfg.r2_kernels, "bias" if cfg.r2_reconstruct_from == "visual_attn" else "scale"))
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)

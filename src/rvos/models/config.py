@@ -36,8 +36,8 @@ class ModelConfig:
     r2_kernels: int = 8  # K dynamic kernels of early grounding (eq. 6)
     r2_rec_layers: int = 1  # transformer decoder layers of the text reconstruction
     r2_consensus: str = "concat"  # consensus head input: "concat" [e; e'] (the paper) or "match" (+ e*e', |e-e'|)
-    r2_reconstruct_from: str = "early"  # what e' is read from: "early" (f_early, the paper) or "visual" (gated
-    # language-free visual tokens, see models/text_reconstruction.py)
+    r2_reconstruct_from: str = "early"  # what e' is read from: "early" (f_early, the paper), "visual" (gated
+    # language-free visual tokens) or "visual_attn" (the gate as attention bias), see models/text_reconstruction.py
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
@@ -57,8 +57,9 @@ class ModelConfig:
             raise ConfigError(f"model.fusion_stride must be 16 or 32, got {self.fusion_stride}")
         if self.r2_consensus not in ("concat", "match"):
             raise ConfigError(f"model.r2_consensus must be 'concat' or 'match', got {self.r2_consensus!r}")
-        if self.r2_reconstruct_from not in ("early", "visual"):
-            raise ConfigError(f"model.r2_reconstruct_from must be 'early' or 'visual', got {self.r2_reconstruct_from!r}")
+        if self.r2_reconstruct_from not in ("early", "visual", "visual_attn"):
+            raise ConfigError(f"model.r2_reconstruct_from must be 'early', 'visual' or 'visual_attn', got "
+                              f"{self.r2_reconstruct_from!r}")
         if self.r2_text_fusion not in ("add", "concat"):
             raise ConfigError(f"model.r2_text_fusion must be 'add' or 'concat', got {self.r2_text_fusion!r}")
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:

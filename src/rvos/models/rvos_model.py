@@ -95,8 +95,9 @@ class RVOSModel(nn.Module):
             g = self.fusion.word_proj(text.words)  # [B, L, D], one set of words per clip
             grounding = self.r2.grounding.ground(fused.visual, g, text.pad_mask, fused.pos)
             f_early = grounding.f_early  # [B*T, D, h, w]
-            memory = f_early if self.r2.rec_gate is None else fused.plain * self.r2.rec_gate(grounding.response)
-            e_rec = self.r2.reconstruction(memory, B, fused.pos)  # [B, D]
+            memory, bias = (f_early, None) if self.r2.rec_gate is None else \
+                self.r2.rec_gate.read(fused.plain, grounding.response)
+            e_rec = self.r2.reconstruction(memory, B, fused.pos, bias)  # [B, D]
             presence = self.r2.consensus(e, e_rec)  # [B]
             e_query = self.r2.text_fusion(e, e_rec).repeat_interleave(T, dim=0)  # [B*T, D]
             fused = replace(fused, visual=f_early, sentence=e_query)

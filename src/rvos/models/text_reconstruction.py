@@ -13,7 +13,11 @@ What D_E reads (`ModelConfig.r2_reconstruct_from`):
   through where the gate opens (one scalar per token). Measured on the synthetic benchmark after 1,200 steps:
   e' became a summary of the video (two sentences' e' on one video: cosine 0.999; one sentence's e' on two
   videos: 0.205), and the consensus head, comparing e with that summary, separated present from absent with
-  AUC 0.81 instead of 0.50.
+  AUC 0.81 instead of 0.50. On a second training seed the same model collapsed (e' nearly one vector, AUC 0.56).
+- "visual_attn" (ours): the same language-free visual tokens, unscaled; the gate enters D_E's cross-attention as an
+  additive log-gate bias on the attention logits (where to look, not how loud). With "visual" a closing gate shrinks
+  every memory token, and the attended read-out with them, towards zero, which leaves e' the query's constant;
+  here e' stays a convex combination of visual tokens whatever the gate does.
 
 Fusion: the paper says only "we first fuse the reconstructed text embedding e' to text embedding e" before the
 fused embedding is repeated into the N instance queries. Our reading: a residual, e_fused = LN(e + W e'), so that
@@ -25,6 +29,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rvos.errors import ConfigError
@@ -39,13 +44,16 @@ class TextReconstruction(nn.Module):
         if dim % num_heads or num_layers < 1:
             raise ConfigError(f"text reconstruction needs dim % num_heads == 0 and num_layers >= 1, got dim={dim}, "
                               f"num_heads={num_heads}, num_layers={num_layers}")
+        self.num_heads = num_heads
         self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # e_0
         layer = nn.TransformerDecoderLayer(dim, num_heads, ffn_dim or 4 * dim, dropout=dropout, batch_first=True)
         self.decoder = nn.TransformerDecoder(layer, num_layers)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, f_early: torch.Tensor, batch: int, pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """f_early [B*T, D, h, w] (frame-major within a clip); pos [1, h*w, D] or None -> e' [B, D]."""
+    def forward(self, f_early: torch.Tensor, batch: int, pos: Optional[torch.Tensor] = None,
+                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """f_early [B*T, D, h, w] (frame-major within a clip); pos [1, h*w, D] or None; bias [B*T, 1, h, w] or None,
+        added to every head's attention logits on the tokens -> e' [B, D]."""
         bt, d, h, w = f_early.shape
         if bt % batch:
             raise ConfigError(f"text reconstruction got {bt} frames for a batch of {batch} clips")
@@ -53,19 +61,33 @@ class TextReconstruction(nn.Module):
         memory = f_early.flatten(2).transpose(1, 2).reshape(batch, t * h * w, d)  # [B, T*h*w, D]
         if pos is not None:
             memory = memory + pos.repeat(1, t, 1)
-        out = self.decoder(self.query.expand(batch, -1, -1), memory)  # [B, 1, D]
+        mask = None
+        if bias is not None:
+            mask = bias.reshape(batch, 1, t * h * w).repeat_interleave(self.num_heads, dim=0)  # [B*heads, 1, T*h*w]
+        out = self.decoder(self.query.expand(batch, -1, -1), memory, memory_mask=mask)  # [B, 1, D]
         return self.norm(out[:, 0])
 
 
 class ResponseGate(nn.Module):
-    """Kernel responses [B*T, K, h, w] -> gate [B*T, 1, h, w] in (0, 1): where the grounding says the sentence is."""
+    """Kernel responses [B*T, K, h, w] -> gate [B*T, 1, h, w] in (0, 1): where the grounding says the sentence is.
+    mode "scale" multiplies the visual tokens by it; "bias" leaves them and returns log(gate) as attention bias."""
 
-    def __init__(self, num_kernels: int):
+    def __init__(self, num_kernels: int, mode: str = "scale"):
         super().__init__()
+        if mode not in ("scale", "bias"):
+            raise ConfigError(f"response gate mode must be 'scale' or 'bias', got {mode!r}")
+        self.mode = mode
         self.conv = nn.Conv2d(num_kernels, 1, 1)
 
     def forward(self, response: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.conv(response))
+
+    def read(self, visual: torch.Tensor, response: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """visual [B*T, D, h, w], response [B*T, K, h, w] -> (memory for D_E, attention bias [B*T, 1, h, w] or None)."""
+        logit = self.conv(response)  # [B*T, 1, h, w]
+        if self.mode == "scale":
+            return visual * torch.sigmoid(logit), None
+        return visual, F.logsigmoid(logit)
 
 
 class TextFusion(nn.Module):
