@@ -97,7 +97,7 @@ class SimRVOS(nn.Module):
                  "focal": sigmoid_focal_loss(chosen, masks, mask_frames, a, g)}
         if "score" in self.weights:
             target = torch.zeros_like(out.scores)  # [B, T, Q]
-            target[ar, :, idx] = present.float()
+            target[ar, :, idx] = present.to(target.dtype)
             per_frame = focal_per_frame(out.scores[..., None, None], target[..., None, None], a, g).sum(-1)  # [B, T]
             parts["score"] = per_frame[known].mean() if known.any() else out.scores.sum() * 0.0
         if self.multi and ("box_l1" in self.weights or "giou" in self.weights):
