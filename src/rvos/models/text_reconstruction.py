@@ -84,10 +84,9 @@ class ResponseGate(nn.Module):
 
     def read(self, visual: torch.Tensor, response: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """visual [B*T, D, h, w], response [B*T, K, h, w] -> (memory for D_E, attention bias [B*T, 1, h, w] or None)."""
-        logit = self.conv(response)  # [B*T, 1, h, w]
         if self.mode == "scale":
-            return visual * torch.sigmoid(logit), None
-        return visual, F.logsigmoid(logit)
+            return visual * self(response), None
+        return visual, F.logsigmoid(self.conv(response))  # log of the gate, computed stably
 
 
 class TextFusion(nn.Module):
