@@ -15,7 +15,7 @@ resize, crop and photometric jitter are disabled, since cached features exist fo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
@@ -39,6 +39,7 @@ class ClipConfig:
     photometric: float = 0.2  # jitter strength; 0 = off
     negatives: bool = True  # keep negative (no-target) expressions as items
     keep_mask_frame: bool = False  # every clip holds one of the expression's mask frames, when it has any (weak regimes)
+    instances: bool = False  # also carry every object's mask (Batch.instances), for object-centric models
     seed: int = 0
 
     def validate(self) -> None:
@@ -72,6 +73,10 @@ class ClipSample:
     frame_index: torch.Tensor  # long [T]
     flipped: bool = False
     features: Optional[list[torch.Tensor]] = None  # per level [T, C_l, H_l, W_l]
+    instances: Optional[torch.Tensor] = None  # long [T, H, W]: 0 = no object, k + 1 = the k-th of instance_ids
+    instance_known: Optional[torch.Tensor] = None  # bool [T, K]: object k has a mask target in frame t
+    refers: Optional[torch.Tensor] = None  # bool [K]: the sentence refers to object k
+    instance_ids: Optional[list[int]] = None  # K object ids of the video, sorted
 
 
 def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +134,13 @@ class ClipDataset(torch.utils.data.Dataset):
         idx, valid = sample_frames(len(rec.video), self.cfg.num_frames, self.cfg.sampling, rng)
         if self.cfg.keep_mask_frame and exp.positive:
             idx = include_frame(idx, mask_frames(rec, exp), len(rec.video), self.cfg.sampling, rng)
-        clip = self._augment(self.load_clip(rec, exp, idx), rng)
+        clip = self.load_clip(rec, exp, idx)
+        known = None
+        if self.cfg.instances:
+            ids = sorted(rec.tracks)
+            clip, known = replace(clip, instances=instance_map(rec, ids, idx, clip.size)), instance_kinds(rec, ids, idx)
+        clip = self._augment(clip, rng, mirror=self.features is None or not hasattr(self.features, "has_mirror")
+                             or self.features.has_mirror(rec.video_id))
         h, w = clip.size
         boxes = np.nan_to_num(clip.boxes / np.array([w, h, w, h], np.float32), nan=0.0)
         present = clip.present()
@@ -144,9 +155,13 @@ class ClipDataset(torch.utils.data.Dataset):
             masks=torch.from_numpy(clip.masks).float(), boxes=torch.from_numpy(boxes).float(),
             present=torch.from_numpy(present), valid=torch.from_numpy(valid), in_span=torch.from_numpy(in_span),
             positive=exp.positive, text=clip.text, video_id=rec.video_id, exp_id=exp.exp_id,
-            frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats)
+            frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats,
+            **({} if known is None else dict(
+                instances=torch.from_numpy(clip.instances.astype(np.int64)), instance_known=torch.from_numpy(known),
+                refers=torch.tensor([o in exp.obj_ids for o in ids], dtype=torch.bool), instance_ids=ids)))
 
-    def _augment(self, clip: tf.Clip, rng: np.random.Generator) -> tf.Clip:
+    def _augment(self, clip: tf.Clip, rng: np.random.Generator, mirror: bool = True) -> tf.Clip:
+        """`mirror`: the video may be flipped (with a feature cache: only videos whose mirror image is cached)."""
         cfg = self.cfg
         if cfg.augment and self.features is None:
             if cfg.resize_shorter:
@@ -155,7 +170,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 clip = tf.random_crop(clip, cfg.crop_min_scale, rng)
         if cfg.size is not None:
             clip = tf.resize(clip, *cfg.size)
-        if cfg.augment and rng.random() < cfg.flip_prob:
+        if cfg.augment and rng.random() < cfg.flip_prob and mirror:
             clip = tf.hflip(clip)
         if cfg.augment and cfg.photometric > 0 and self.features is None:
             clip = tf.photometric(clip, rng, cfg.photometric)
@@ -200,6 +215,40 @@ class ClipDataset(torch.utils.data.Dataset):
         return tf.Clip(frames=frames, masks=masks, boxes=boxes, kinds=kinds, text=exp.text)
 
 
+def instance_map(rec: VideoRecord, ids: list[int], idx: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """int16 [T, H, W]: k + 1 where object ids[k] has a MASK target (later objects drawn over earlier ones)."""
+    out = np.zeros((len(idx), *size), np.int16)
+    for k, oid in enumerate(ids):
+        for j, i in enumerate(idx):
+            tg = rec.tracks[oid].targets[i]
+            if tg.kind == TargetKind.MASK:
+                m = tg.load_mask()
+                if m.shape != tuple(size):
+                    raise DatasetError(f"video {rec.video_id!r} frame {i}: mask of object {oid} has size {m.shape} "
+                                       f"for a frame of size {tuple(size)}")
+                out[j][m] = k + 1
+    return out
+
+
+def instance_kinds(rec: VideoRecord, ids: list[int], idx: np.ndarray) -> np.ndarray:
+    """bool [T, K]: object ids[k] has a MASK target in frame idx[t]."""
+    return np.array([[rec.tracks[o].targets[i].kind == TargetKind.MASK for o in ids] for i in idx], bool).reshape(len(idx), len(ids))
+
+
+def _pad_instances(samples: Sequence[ClipSample]) -> dict:
+    """Batch fields of the instance targets, K padded to the batch's largest (padding: id -1, never known)."""
+    k = max(len(s.instance_ids) for s in samples)
+    known = torch.zeros(len(samples), samples[0].instances.shape[0], k, dtype=torch.bool)
+    refers = torch.zeros(len(samples), k, dtype=torch.bool)
+    ids = torch.full((len(samples), k), -1, dtype=torch.long)
+    for b, s in enumerate(samples):
+        n = len(s.instance_ids)
+        known[b, :, :n], refers[b, :n] = s.instance_known, s.refers
+        ids[b, :n] = torch.tensor(s.instance_ids, dtype=torch.long)
+    return {"instances": torch.stack([s.instances for s in samples]), "instance_known": known, "refers": refers,
+            "instance_ids": ids}
+
+
 def collate(samples: Sequence[ClipSample]) -> Batch:
     """Stack B ClipSamples (same T, H, W) into a Batch."""
     if not samples:
@@ -215,4 +264,5 @@ def collate(samples: Sequence[ClipSample]) -> Batch:
                  present=stack("present"), valid=stack("valid"), in_span=stack("in_span"),
                  positive=torch.tensor([s.positive for s in samples], dtype=torch.bool),
                  text=[s.text for s in samples], video_ids=[s.video_id for s in samples],
-                 exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats)
+                 exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats,
+                 **(_pad_instances(samples) if samples[0].instances is not None else {}))

@@ -34,6 +34,10 @@ class DataConfig:
     regime_seed: int = 0
     negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
     negative_seed: int = 0
+    # More synthetic training videos: generated once (seed extra_synth_seed, the default video size) next to
+    # data.root as <root>-extra<N>-seed<S>, and their train split joins the training records (ids prefixed).
+    extra_synth: int = 0
+    extra_synth_seed: int = 1
     clip: ClipConfig = field(default_factory=ClipConfig)
 
 
@@ -60,6 +64,7 @@ class LoopConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 where supported, else fp16, on GPU only) | bf16 | fp16 | off
     feature_cache: str = "off"  # off | memory | disk: precompute frozen-backbone features (see feature_cache.py)
+    feature_cache_dir: str = ""  # disk cache folder (default OUT/features); runs on the same videos can share one
     workers: int = 0
     progress: bool = True
     plot: bool = True  # redraw curves.png from metrics.jsonl at the end
