@@ -46,6 +46,9 @@ class SimRVOSConfig:
 class SimRVOS(nn.Module):
     def __init__(self, model: nn.Module, cfg: SimRVOSConfig | None = None):
         super().__init__()
+        from rvos.methods.objects import check_model
+
+        check_model(model, "simrvos (and the methods built on it)")
         self.model = model
         self.cfg = cfg or SimRVOSConfig()
         head = getattr(getattr(model, "config", None), "head", "single")

@@ -8,6 +8,9 @@ from rvos.models.early_grounding import EarlyGrounding
 from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
+from rvos.models.object_model import POOLED_LEVELS, ObjectRVOSModel
+from rvos.models.objects import ObjectDecoder
+from rvos.models.referring import GEOMETRY, MOTION, TrackReferrer
 from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.temporal import TemporalContext
 from rvos.models.text import build_text
@@ -15,10 +18,12 @@ from rvos.models.text_reconstruction import ResponseGate, TextFusion, TextRecons
 from rvos.models.vision import build_vision
 
 
-def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
+def build_model(cfg: ModelConfig | None = None) -> RVOSModel | ObjectRVOSModel:
     cfg = cfg or ModelConfig()
     vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen)
     text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
+    if cfg.head == "objects":
+        return build_object_model(cfg, vision, text)
     c2, c3, c4, c5 = vision.channels
     fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads, c4 if cfg.fusion_stride == 16 else 0)
     fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim, cfg.dim if cfg.fpn_language else 0)
@@ -40,3 +45,13 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
     return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
                      temporal=temporal, config=cfg)
+
+
+def build_object_model(cfg: ModelConfig, vision, text) -> ObjectRVOSModel:
+    """head="objects": the language-free object decoder and the track referrer (models/object_model.py)."""
+    objects = ObjectDecoder(tuple(vision.channels), cfg.dim, cfg.obj_queries, cfg.obj_layers, cfg.num_heads,
+                            cfg.fpn_dims, cfg.obj_mask_dim)
+    in_dim = GEOMETRY + cfg.dim + sum(vision.channels[i] for i in POOLED_LEVELS) + MOTION
+    referrer = TrackReferrer(in_dim, text.dim, cfg.dim, cfg.num_heads, cfg.ref_layers)
+    return ObjectRVOSModel(vision=vision, text=text, objects=objects, referrer=referrer, bins=cfg.ref_bins,
+                           momentum=cfg.track_momentum, config=cfg)

@@ -7,7 +7,7 @@ from rvos.errors import ConfigError
 
 VISIONS = ("efficientnet_lite0", "efficientnet_lite2", "tiny")
 TEXTS = ("minilm", "tiny")
-HEADS = ("single", "multi")
+HEADS = ("single", "multi", "objects")
 
 
 @dataclass
@@ -26,7 +26,8 @@ class ModelConfig:
     mask_dim: int = 16  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
     dyn_hidden: int = 16  # hidden width of the 3-layer dynamic 1x1-conv MLP
     dyn_layers: int = 3
-    head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries
+    head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries; "objects": the
+    # object-centric model (models/object_model.py: objects per frame, tracks, a referrer over tracks; method objects)
     num_queries: int = 5
     dec_layers: int = 2  # query decoder layers (multi head)
     rel_coords: bool = True  # multi head: relative coordinates to the query's box centre as 2 extra channels
@@ -41,6 +42,13 @@ class ModelConfig:
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
+    # head="objects" (models/objects.py, tracking.py, referring.py); dim, num_heads and fpn_dims are shared
+    obj_queries: int = 8  # object queries per frame = track slots (the most objects a frame can hold)
+    obj_layers: int = 3  # object decoder layers (masked attention, strides 32, 16, 8 in turn)
+    obj_mask_dim: int = 32  # channels of the stride-4 mask feature
+    ref_layers: int = 3  # referrer layers (time, objects, words, FFN)
+    ref_bins: int = 12  # the referrer sees at most this many time steps (longer videos are averaged into bins)
+    track_momentum: float = 0.8  # memory momentum of the query tracker
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -65,6 +73,10 @@ class ModelConfig:
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:
             raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
                               f"{self.temporal_layers}, {self.temporal_max_frames}")
+        if min(self.obj_queries, self.obj_layers, self.obj_mask_dim, self.ref_layers, self.ref_bins) < 1 or \
+                not 0.0 <= self.track_momentum < 1.0:
+            raise ConfigError("model.obj_queries, obj_layers, obj_mask_dim, ref_layers and ref_bins must be >= 1 and "
+                              "model.track_momentum in [0, 1)")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 
