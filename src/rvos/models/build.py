@@ -17,8 +17,9 @@ from rvos.models.vision import build_vision
 
 def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     cfg = cfg or ModelConfig()
-    vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen)
-    text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
+    vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen,
+                          revision=cfg.vision_revision)
+    text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size, revision=cfg.text_revision)
     c2, c3, c4, c5 = vision.channels
     fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads, c4 if cfg.fusion_stride == 16 else 0)
     fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim, cfg.dim if cfg.fpn_language else 0)
