@@ -159,3 +159,22 @@ def test_hub_id_read_offline_from_the_cache_records_its_commit(monkeypatch, tmp_
     assert enc.revision == commit and enc.channels == (8, 16, 24, 32)
     with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set"):
         HFVisionEncoder("hf:tiny/not-in-the-cache")
+
+
+def test_weights_missing_from_the_folder_are_the_same_at_every_load(folders, tmp_path):
+    """A frozen encoder is rebuilt from its folder at every checkpoint load: weights the folder lacks (initialised
+    at load) must come out the same whatever the global RNG, or the checkpoint's weights hash would not match."""
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(folders["dinov2"], tmp_path / "dinov2")
+    weights = load_file(folder / "model.safetensors")
+    del weights["encoder.layer.0.attention.attention.query.weight"]  # randomly initialised when missing
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    shas = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        shas.append(HFVisionEncoder(f"hf:{folder}").weights_sha256())
+        after = torch.rand(1)
+        torch.manual_seed(seed)
+        assert torch.equal(after, torch.rand(1))  # loading leaves the global RNG where it was
+    assert shas[0] == shas[1] and shas[0] != HFVisionEncoder(f"hf:{folders['dinov2']}").weights_sha256()

@@ -127,8 +127,11 @@ def _model_class(config, what: str):
 
 
 def _from_pretrained(cls, source: str, revision: Optional[str], config, what: str):
+    """cls.from_pretrained; weights the folder lacks (e.g. the LayerNorms a backbone adds on its stages) are
+    initialised from a fixed seed, so a frozen encoder is the same at every load (its weights hash too)."""
     try:
-        with _quiet():
+        with _quiet(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
             return cls.from_pretrained(source, config=config, revision=revision)
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.{what}=hf:{source}: could not read the weights ({type(e).__name__}: {e}); "

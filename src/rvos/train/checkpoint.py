@@ -2,7 +2,8 @@
 
 Format `rvos-checkpoint-v1`: {"format", "config" (the full resolved config dict), "model" (state_dict),
 "method" (state of the method's own parameters, outside the model), "optimizer", "scheduler", "scaler", "step",
-"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state", "omitted"}. Only tensors and primitive
+"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state", "omitted", "encoders", "trained_on" (the training
+data: dataset, split, size, regime; train/provenance.py)}. Only tensors and primitive
 containers are stored, so weights_only loading works: RNG states are converted to tensors/lists.
 
 "omitted": state-dict prefixes left out because they are frozen pretrained encoders that `build_model` rebuilds

@@ -18,6 +18,7 @@ from rvos.train.checkpoint import (FORMAT, atomic_torch_save, check_encoders, ch
                                    encoder_records, load_checkpoint, load_state_strict, omitted_prefixes, rng_state,
                                    set_rng_state)
 from rvos.train.config import TrainConfig, save_config, to_dict
+from rvos.train.provenance import training_data
 
 EvalFn = Callable[[torch.nn.Module], dict]  # eval_fn(model) -> {metric: value}, run on rank 0
 
@@ -83,6 +84,7 @@ class Trainer:
         seed_all(cfg.loop.seed)
         if records is None:
             records = load_records(cfg, cfg.data.train_split)
+        self.trained_on = training_data(cfg, records)  # stored in every checkpoint (train/provenance.py)
         if cfg.data.negative_ratio != 0:  # R2-VOS training pairs: negatives drawn once per run, seeded
             from rvos.data.negatives import sample_negatives, with_negatives
 
@@ -172,7 +174,7 @@ class Trainer:
     def state_dict(self) -> dict:
         omitted = omitted_prefixes(getattr(self.model, "config", None))
         return {"format": FORMAT, "config": to_dict(self.cfg), "model": compact_state(self.model, omitted), "omitted": omitted,
-                "encoders": encoder_records(self.model, omitted),
+                "encoders": encoder_records(self.model, omitted), "trained_on": self.trained_on,
                 "method": self._method_extra(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
                 "epoch": self.epoch, "rng": rng_state(), "data_state": {"epoch": self.epoch, "pos": self.pos}}
