@@ -178,3 +178,26 @@ def test_weights_missing_from_the_folder_are_the_same_at_every_load(folders, tmp
         torch.manual_seed(seed)
         assert torch.equal(after, torch.rand(1))  # loading leaves the global RNG where it was
     assert shas[0] == shas[1] and shas[0] != HFVisionEncoder(f"hf:{folders['dinov2']}").weights_sha256()
+
+
+@pytest.mark.parametrize("vision,text", [("dinov2", "bert"), ("swin", "roberta")])
+def test_predictor_runs_hf_models_on_any_frame_size(folders, vision, text):
+    """The streaming predictor pads to 32, the encoder to its own stride (14 for DINOv2): masks come back at the
+    video's size."""
+    import numpy as np
+
+    from rvos.data.frames import ArrayFrames
+    from rvos.data.types import Video
+    from rvos.infer.predictor import FrameSink, Predictor
+
+    torch.manual_seed(0)
+    model = build_model(hf_model_config(folders, vision, text)).eval()
+    frames = np.random.default_rng(0).integers(0, 255, size=(5, 45, 61, 3), dtype=np.uint8)
+    masks = []
+
+    class Sink(FrameSink):
+        def write(self, index, frame, m):
+            masks.append(m[0])
+
+    (res,) = Predictor(model, window=3).segment(Video("v", ArrayFrames(frames), 45, 61), ["the red car"], sinks=[Sink()])
+    assert len(res.areas) == 5 and len(masks) == 5 and all(m.shape == (45, 61) for m in masks)

@@ -32,6 +32,7 @@ import json
 import math
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -150,14 +151,13 @@ def _normalisation(source: str, revision: Optional[str], config) -> tuple[tuple,
         path = None
     if path:
         try:
-            pre = json.loads(open(path).read())
+            pre = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(f"not a readable preprocessor config: {path} ({e})") from None
         if pre.get("do_normalize") is False:
             return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         if "image_mean" in pre and "image_std" in pre:
-            mean, std = pre["image_mean"], pre["image_std"]
-            mean, std = ([mean] * 3 if isinstance(mean, (int, float)) else mean), ([std] * 3 if isinstance(std, (int, float)) else std)
+            mean, std = (v if isinstance(v, (list, tuple)) else [v] * 3 for v in (pre["image_mean"], pre["image_std"]))
             if len(mean) != 3 or len(std) != 3:
                 raise ConfigError(f"{path}: image_mean and image_std need 3 values (RGB), got {mean}, {std}")
             return tuple(float(m) for m in mean), tuple(float(s) for s in std)
@@ -257,8 +257,9 @@ class HFVisionEncoder(VisionEncoder):
                 raise ConfigError(f"model.vision={name}: model_type {config.model_type!r} has neither a transformers "
                                   "backbone class nor num_hidden_layers: rvos cannot read levels from it")
             widths, strides = [config.hidden_size] * layers, [_patch(config)] * layers
-            self.norm = next((m for a in ("post_layernorm", "layernorm", "norm")
-                              if isinstance(m := getattr(self.model, a, None), nn.LayerNorm)), nn.Identity())
+            # the model's final LayerNorm, by name (not registered twice in the state dict)
+            self._norm = next((a for a in ("post_layernorm", "layernorm", "norm")
+                               if isinstance(getattr(self.model, a, None), nn.LayerNorm)), None)
             self._interp = "interpolate_pos_encoding" in inspect.signature(self.model.forward).parameters
         self._picked = pick_levels(strides)
         self.native_strides = tuple(strides[i] for i in self._picked)
@@ -284,9 +285,10 @@ class HFVisionEncoder(VisionEncoder):
         hidden = self.model(pixel_values=x, output_hidden_states=True, **kw).hidden_states[1:]  # per layer [N, L, C]
         p = self.native_strides[0]
         gh, gw = x.shape[-2] // p, x.shape[-1] // p
+        norm = getattr(self.model, self._norm) if self._norm else nn.Identity()
         grids = {}
         for i in set(self._picked):
-            tokens = self.norm(hidden[i][:, hidden[i].shape[1] - gh * gw:])  # drop CLS / register tokens
+            tokens = norm(hidden[i][:, hidden[i].shape[1] - gh * gw:])  # drop CLS / register tokens
             grids[i] = tokens.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)  # [N, C, gh, gw]
         return [grids.get(i) for i in range(len(hidden))]
 
