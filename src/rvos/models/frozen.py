@@ -49,7 +49,7 @@ class FreezableEncoder(nn.Module):
             t = t.detach().to("cpu")
             t = t.float() if t.is_floating_point() else t
             h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())  # the buffer, no copy
         self._sha256 = h.hexdigest()
         return self._sha256
 
