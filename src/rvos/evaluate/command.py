@@ -113,7 +113,15 @@ def run(args: argparse.Namespace) -> int:
         from rvos.infer.model_eval import evaluate_model
 
         model, cfg = load_model(args.checkpoint, args.device)  # fail on a bad checkpoint before reading the dataset
+        from rvos.infer.model_info import checkpoint_lines, same_data_note
+        from rvos.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        print("\n".join(checkpoint_lines(args.checkpoint, ckpt=ckpt)))  # what the model was trained on
         records = open_dataset(args.dataset, layout, args.split)
+        note = same_data_note(ckpt, args.dataset, records)
+        if note:
+            print(note)
         if protocol == "r2":
             records = r2_eval_records(records, args.r2_negatives, args.r2_seed)
         gate = gate_for_config(cfg)

@@ -219,7 +219,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None)
                                                                                    cfg.data.negative_seed))}
         videos = [replace(v, record=paired[v.record.video_id]) for v in videos]
     dataset = TrackDataset(videos)
-    t2 = Trainer(c2, out, resume=resume and checkpoint_path(out).is_file(), model=model,
+    t2 = Trainer(c2, out, resume=resume and checkpoint_path(out).is_file(), model=model, records=records,
                  method_factory=lambda m: Referrer(m, params), dataset=dataset,
                  collate_fn=partial(collate_tracks, bins=model.bins), eval_fn=eval_fn)
     try:

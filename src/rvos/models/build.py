@@ -20,8 +20,9 @@ from rvos.models.vision import build_vision
 
 def build_model(cfg: ModelConfig | None = None) -> RVOSModel | ObjectRVOSModel:
     cfg = cfg or ModelConfig()
-    vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen)
-    text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size)
+    vision = build_vision(cfg.vision, pretrained=cfg.vision_pretrained, frozen=cfg.vision_frozen,
+                          revision=cfg.vision_revision)
+    text = build_text(cfg.text, frozen=cfg.text_frozen, cache_size=cfg.text_cache_size, revision=cfg.text_revision)
     if cfg.head == "objects":
         return build_object_model(cfg, vision, text)
     c2, c3, c4, c5 = vision.channels

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 from rvos.errors import ConfigError
 
@@ -12,11 +13,13 @@ HEADS = ("single", "multi", "objects")
 
 @dataclass
 class ModelConfig:
-    vision: str = "efficientnet_lite0"
+    vision: str = "efficientnet_lite0"  # or "hf:<folder or hub id>": a transformers vision model (models/hf.py)
     vision_pretrained: bool = True
     vision_frozen: bool = True
-    text: str = "minilm"
+    vision_revision: Optional[str] = None  # hub revision (branch, tag or commit) of an hf: vision model
+    text: str = "minilm"  # or "hf:<folder or hub id>": a transformers text encoder (models/hf.py)
     text_frozen: bool = True
+    text_revision: Optional[str] = None  # hub revision of an hf: text encoder
     text_cache_size: int = 4096  # sentences kept by a frozen text encoder
     dim: int = 128  # width D of the fusion (C5 + words), kept small for CPU speed
     num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
@@ -52,8 +55,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"model.{name}={getattr(self, name)!r}; expected one of {allowed}")
+            value = getattr(self, name)
+            if name != "head" and isinstance(value, str) and value.startswith("hf:"):
+                if not value[3:].strip():
+                    raise ConfigError(f"model.{name}={value!r}: give a folder or a hub id after 'hf:'")
+            elif value not in allowed:
+                raise ConfigError(f"model.{name}={value!r}; expected one of {allowed}"
+                                  + ("" if name == "head" else " or hf:<folder or hub id>"))
         self.fpn_dims = tuple(int(d) for d in self.fpn_dims)
         if len(self.fpn_dims) != 3:
             raise ConfigError(f"model.fpn_dims needs 3 widths (strides 16, 8, 4), got {self.fpn_dims}")

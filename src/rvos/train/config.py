@@ -44,7 +44,8 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float = 5e-5  # AdamW, everything but the visual backbone
-    backbone_lr: float = 2.5e-5
+    backbone_lr: float = 2.5e-5  # the encoders when they are trained (model.vision_frozen / text_frozen false)
+    text_lr: Optional[float] = None  # the text encoder's own learning rate; None = backbone_lr
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     decay_steps: list[int] = field(default_factory=list)  # step decay: lr *= gamma at each of these steps

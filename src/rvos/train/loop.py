@@ -14,9 +14,11 @@ from rvos.data.clips import ClipDataset, collate
 from rvos.data.types import VideoRecord
 from rvos.errors import ConfigError
 from rvos.train import distributed as D
-from rvos.train.checkpoint import (FORMAT, atomic_torch_save, checkpoint_path, compact_state, load_checkpoint,
-                                   load_state_strict, omitted_prefixes, rng_state, set_rng_state)
+from rvos.train.checkpoint import (FORMAT, atomic_torch_save, check_encoders, checkpoint_path, compact_state,
+                                   encoder_records, load_checkpoint, load_state_strict, omitted_prefixes, rng_state,
+                                   set_rng_state)
 from rvos.train.config import TrainConfig, save_config, to_dict
+from rvos.train.provenance import training_data
 
 EvalFn = Callable[[torch.nn.Module], dict]  # eval_fn(model) -> {metric: value}, run on rank 0
 
@@ -115,6 +117,7 @@ class Trainer:
         seed_all(cfg.loop.seed)
         if records is None and dataset is None:
             records = load_records(cfg, cfg.data.train_split)
+        self.trained_on = training_data(cfg, records or [])  # stored in every checkpoint (train/provenance.py)
         if cfg.data.negative_ratio != 0 and dataset is None:  # R2-VOS training pairs: negatives drawn once per run, seeded
             from rvos.data.negatives import sample_negatives, with_negatives
 
@@ -185,7 +188,8 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
         if hasattr(self.method, "parameter_groups"):
-            groups = self.method.parameter_groups(o.lr, o.backbone_lr)
+            text_lr = {} if o.text_lr is None else {"text_lr": o.text_lr}  # methods without a text group take 2 args
+            groups = self.method.parameter_groups(o.lr, o.backbone_lr, **text_lr)
         else:
             groups = [{"params": [p for p in self.method.parameters() if p.requires_grad], "lr": o.lr}]
         groups = [g for g in groups if any(p.requires_grad for p in g["params"])]
@@ -204,6 +208,7 @@ class Trainer:
     def state_dict(self) -> dict:
         omitted = omitted_prefixes(getattr(self.model, "config", None))
         return {"format": FORMAT, "config": to_dict(self.cfg), "model": compact_state(self.model, omitted), "omitted": omitted,
+                "encoders": encoder_records(self.model, omitted), "trained_on": self.trained_on,
                 "method": self._method_extra(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
                 "epoch": self.epoch, "rng": rng_state(), "data_state": {"epoch": self.epoch, "pos": self.pos}}
@@ -216,6 +221,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
+        check_encoders(self.model, ckpt, path)
         load_state_strict(self.model, ckpt["model"], path, omitted=ckpt.get("omitted", ()))
         extra = self._method_extra()
         if set(extra) != set(ckpt["method"]):
