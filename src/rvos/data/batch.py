@@ -25,6 +25,10 @@ class Batch:
     exp_ids: list[str]  # B
     frame_index: torch.Tensor  # long [B, T], frame positions in the source video
     features: Optional[list[torch.Tensor]] = None  # cached visual features per level (C2..C5), [B, T, C_l, H_l, W_l]
+    # WSRVOS text supervision, B lists of sentences each (flipped clips have them mirrored like `text`):
+    positives: Optional[list[list[str]]] = None  # augmented positives of the clip's expression
+    negatives: Optional[list[list[str]]] = None  # its hard negatives (category, attribute or action changed)
+    others: Optional[list[list[str]]] = None  # the video's expressions that refer to none of the clip's objects
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         out = {}

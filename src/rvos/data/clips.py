@@ -72,6 +72,9 @@ class ClipSample:
     frame_index: torch.Tensor  # long [T]
     flipped: bool = False
     features: Optional[list[torch.Tensor]] = None  # per level [T, C_l, H_l, W_l]
+    positives: list[str] = field(default_factory=list)  # the expression's augmented positives (WSRVOS)
+    negatives: list[str] = field(default_factory=list)  # its hard negatives
+    others: list[str] = field(default_factory=list)  # expressions of the video referring to none of its objects
 
 
 def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +141,17 @@ class ClipDataset(torch.utils.data.Dataset):
         feats = None
         if self.features is not None:
             feats = self.features.lookup(rec.video_id, [int(i) for i in idx], clip.flipped)
+        side = tf.swap_left_right if clip.flipped else (lambda s: s)  # the texts read as the (mirrored) frames
+        others = [e.text for e in rec.expressions if e is not exp and not set(e.obj_ids) & set(exp.obj_ids)]
         return ClipSample(
             frames=torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div_(255.0),  # [T, 3, H, W]
             target_kind=torch.from_numpy(clip.kinds.astype(np.int64)),
             masks=torch.from_numpy(clip.masks).float(), boxes=torch.from_numpy(boxes).float(),
             present=torch.from_numpy(present), valid=torch.from_numpy(valid), in_span=torch.from_numpy(in_span),
             positive=exp.positive, text=clip.text, video_id=rec.video_id, exp_id=exp.exp_id,
-            frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats)
+            frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats,
+            positives=[side(t) for t in exp.augmented_positives], negatives=[side(t) for t in exp.hard_negatives],
+            others=[side(t) for t in dict.fromkeys(others) if t != exp.text])
 
     def _augment(self, clip: tf.Clip, rng: np.random.Generator) -> tf.Clip:
         cfg = self.cfg
@@ -215,4 +222,6 @@ def collate(samples: Sequence[ClipSample]) -> Batch:
                  present=stack("present"), valid=stack("valid"), in_span=stack("in_span"),
                  positive=torch.tensor([s.positive for s in samples], dtype=torch.bool),
                  text=[s.text for s in samples], video_ids=[s.video_id for s in samples],
-                 exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats)
+                 exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats,
+                 positives=[list(s.positives) for s in samples], negatives=[list(s.negatives) for s in samples],
+                 others=[list(s.others) for s in samples])

@@ -41,6 +41,10 @@ class ModelConfig:
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
+    selection: bool = False  # WSRVOS bidirectional feature selection before the fusion (models/selection.py)
+    selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
+    selection_topk_words: int = 10  # words kept per sentence (the public code: 10)
+    expression_scorer: bool = False  # WSRVOS: query scores = match of mask-pooled visual tokens with the sentence
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -65,6 +69,9 @@ class ModelConfig:
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:
             raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
                               f"{self.temporal_layers}, {self.temporal_max_frames}")
+        if self.selection_topk_visual < 1 or self.selection_topk_words < 1:
+            raise ConfigError(f"model.selection_topk_visual and selection_topk_words must be >= 1, got "
+                              f"{self.selection_topk_visual}, {self.selection_topk_words}")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 

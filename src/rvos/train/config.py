@@ -34,6 +34,8 @@ class DataConfig:
     regime_seed: int = 0
     negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
     negative_seed: int = 0
+    augment: str = ""  # WSRVOS: the `rvos augment` JSONL cache whose positives / hard negatives the expressions get
+    augment_threshold: Optional[float] = None  # re-filter its positives by score (None: the file's kept flags)
     clip: ClipConfig = field(default_factory=ClipConfig)
 
 

@@ -65,7 +65,13 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
     if not cfg.data.root:
         raise ConfigError("data.root is not set (the dataset folder to train on)")
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
-    return apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
+        from rvos.augment.cache import apply_augmentation, read_augmentation
+
+        _, entries = read_augmentation(cfg.data.augment)
+        records, _ = apply_augmentation(records, entries, cfg.data.augment_threshold, source=cfg.data.augment)
+    return records
 
 
 class Trainer:
