@@ -188,11 +188,12 @@ def build_lexicon(sentences: Sequence[str], noun_phrases: Sequence[str] = (), mi
     # a modifier ("cute dog", "basketball player") is mostly followed by another candidate noun: not a category
     before_noun = Counter(w for w, nxt in firsts if nxt in cats and cats[nxt] >= cats[w] / 4 and nxt != w)
     cats = Counter({w: n for w, n in cats.items() if before_noun[w] <= n / 2 and not w.endswith(("ish", "less"))})
+    heads = set(cats) | {p.split()[-1] for p in SEED_PHRASES} | {"shape", "shapes", "thing", "things", "one"}
     for t in tokens:
         for j, w in enumerate(t):
             prev = t[j - 1] if j else ""
             if w.endswith("ing") and len(w) > 4 and w not in ACTION_STOP and (
-                    prev in {"is", "are", "while", "was", "and", "keeps", "starts"} or prev in cats):
+                    prev in {"is", "are", "while", "was", "and", "keeps", "starts"} or prev in heads):
                 acts[w] += 1
             elif prev in {"that", "which", "who"} and w.endswith("s") and len(w) > 3 and w not in closed | {"is"}:
                 acts[w] += 1

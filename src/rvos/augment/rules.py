@@ -179,8 +179,8 @@ class RulesBackend:
                 ing = lambda w: w.split()[0].endswith("ing")  # noqa: E731
                 same = ing if ing(sp.text) else (lambda w: not ing(w))
                 pool = {w: c for w, c in pool.items() if same(w)}
-            cands = [w for w in pool if w != sp.text and not self.lexicon.related(sp.text, w)
-                     and not self.lexicon.related(w, sp.text)]
+            cands = [w for w in pool if not set(w.split()) & set(sp.text.split())  # not "standing" for "standing still"
+                     and not self.lexicon.related(sp.text, w) and not self.lexicon.related(w, sp.text)]
             if cands:
                 return cands, [float(pool[w]) for w in cands]
         return [], []

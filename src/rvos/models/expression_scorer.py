@@ -46,10 +46,11 @@ class ExpressionScorer(nn.Module):
         return self.text(sentence)
 
     def logits(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """z [..., Q, D] with u [..., D] (one sentence each) -> [..., Q]; with u [..., E, D] -> [..., Q, E]."""
-        zn, un = F.normalize(z, dim=-1), F.normalize(u, dim=-1)
-        if un.dim() == zn.dim() - 1:
-            cos = (zn * un.unsqueeze(-2)).sum(-1)  # [..., Q]
-        else:
-            cos = zn @ un.transpose(-1, -2)  # [..., Q, E]
+        """Each row's proposals with its own sentence: z [..., Q, D], u [..., D] -> [..., Q]."""
+        cos = (F.normalize(z, dim=-1) * F.normalize(u, dim=-1).unsqueeze(-2)).sum(-1)
+        return self.log_scale.exp() * cos + self.bias
+
+    def logits_all(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Every proposal with every sentence: z [..., Q, D], u [E, D] -> [..., Q, E]."""
+        cos = F.normalize(z, dim=-1) @ F.normalize(u, dim=-1).T
         return self.log_scale.exp() * cos + self.bias

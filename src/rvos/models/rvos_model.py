@@ -140,7 +140,7 @@ class RVOSModel(nn.Module):
         if self.expression_scorer is None:
             raise ConfigError("match_sentences needs a model built with model.expression_scorer=true")
         u = self.expression_scorer.embed_text(self.fusion.project_sentence(self.encode_text(list(texts)).sentence))
-        return self.expression_scorer.logits(proposals, u.to(proposals.dtype))
+        return self.expression_scorer.logits_all(proposals, u.to(proposals.dtype))
 
     def forward(self, frames: Optional[torch.Tensor], text, features: Optional[list[torch.Tensor]] = None
                 ) -> RVOSOutput:
