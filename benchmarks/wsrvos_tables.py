@@ -72,6 +72,7 @@ class Spec:
 
 RUNS: dict[str, Spec] = {
     "wsrvos": Spec(), "wsrvos_rules": Spec(augment="rules"),
+    "wsrvos_cam": Spec(params={"token_classification": True, "fusion_source": "tokens"}),
     "full": Spec("wrvos", "full", {"lgcfs": False, "blcl": False}),
     "mask_box": Spec("wrvos", "mask_box", {"lgcfs": True, "blcl": False}, keep_mask_frame=True),
     "no_aug": Spec(params={"augmentation": False}), "no_sel": Spec(model={"selection": False}),
@@ -80,6 +81,7 @@ RUNS: dict[str, Spec] = {
 TABLES = {
     "main": ("Text only (WSRVOS) vs full masks vs mask + boxes (WRVOS), same model", [
         ("WSRVOS, text (dataset's positives/negatives)", "wsrvos"), ("WSRVOS, text (rules backend)", "wsrvos_rules"),
+        ("WSRVOS + token activation maps (cls_token, fused maps)", "wsrvos_cam"),
         ("Full masks (WRVOS method, LGCFS/BLCL off)", "full"), ("Weak_M+B (WRVOS method, + LGCFS)", "mask_box")]),
     "ablation": ("Ablation (paper's components), text only", [
         ("WSRVOS (all parts)", "wsrvos"), ("w/o augmentation", "no_aug"), ("w/o selection", "no_sel"),
@@ -285,7 +287,7 @@ def main(argv=None) -> int:
         aug = {k: augmentation_file(out, k, unique_full(cache_records), args.smoke)
                for k in (["rules"] if args.davis else ["dataset", "rules"])}
         names = DAVIS_RUNS if args.davis else list(dict.fromkeys(n for t in args.tables for _, n in TABLES[t][1]))
-        names = [n for n in names if args.runs is None or n in args.runs]
+        names = [n for n in (args.runs or names) if n in names]  # --runs: these rows, in this order
         results, boxes = saved["runs"], MaskBoxes()
         for name in names:
             for seed in args.seeds:

@@ -100,7 +100,7 @@ def test_wsrvos_tables_smoke():
     assert out.startswith("command: ") and "wsrvos_tables.py --smoke" in out.splitlines()[0]
     assert re.search(r"aug_dataset\.jsonl: \d+ expressions augmented", out) and "aug_rules.jsonl" in out
     rows = table_rows(out, "| setting | regime | ann. s | sentences | J&F | J | F | runs |")
-    assert [r[1] for r in rows] == ["text", "text", "full", "mask_box"]
+    assert [r[1] for r in rows] == ["text", "text", "text", "full", "mask_box"]
     seconds = [float(r[2].replace(",", "")) for r in rows]
-    assert seconds[0] == seconds[1] == 0 and seconds[2] > seconds[3] > 0
+    assert seconds[0] == seconds[1] == seconds[2] == 0 and seconds[3] > seconds[4] > 0
     assert len({r[3] for r in rows}) == 1 and all(0 <= float(r[4]) <= 100 for r in rows)

@@ -96,11 +96,13 @@ def test_method_refuses_batches_with_spatial_targets():
             method(replace(b, **{name: value}))
 
 
-def test_the_losses_read_no_spatial_field():
+@pytest.mark.parametrize("options", [{}, {"token_classification": True, "fusion_source": "tokens"}])
+def test_the_losses_read_no_spatial_field(options):
     torch.manual_seed(0)
-    method = WSRVOS(build_model(model_config()), WSRVOSConfig(fusion_from_step=0))
+    method = WSRVOS(build_model(model_config()), WSRVOSConfig(fusion_from_step=0, **options))
     parts = method.losses(NoSpatialBatch(batch_of(augmented())))
     assert {"cls", "fusion_dice", "fusion_focal", "ranking"} <= set(parts)
+    assert ("cls_token" in parts) == bool(options)
     assert all(math.isfinite(float(v.detach())) for v in parts.values())
 
 
@@ -115,18 +117,20 @@ def test_plan_forwards_and_candidates():
     model = build_model(model_config())
     b = batch_of(augmented(), items=(0, 3))
     method = WSRVOS(model, WSRVOSConfig(num_positives=2, num_negatives=1, num_others=5))
-    clips, texts, cands = method.plan(b)
-    assert clips == [0, 0, 0, 1, 1, 1] and texts[0] == b.text[0]
-    assert all(t.startswith("the red square on the left. ") for t in texts[1:3])  # positives joined to the original
+    clips, texts, cands, local = method.plan(b)
+    assert clips == [0, 0, 0, 1, 1, 1] and texts[0] == b.text[0] and set(texts[1:3]) <= set(b.positives[0])
+    joined = WSRVOS(model, WSRVOSConfig(num_positives=2, concat_original=True)).plan(b)[1]
+    assert all(t.startswith("the red square on the left. ") for t in joined[1:3])  # positives joined to the original
     assert join("the red square.", "a box") == "the red square. a box"
+    assert local[0] == [False, False, True, True]  # the other objects' expressions are true of the video
     for k in range(3):  # own sentence first, then one hard negative and the other objects' sentences
         assert cands[k][0] == texts[k] and len(cands[k]) == 1 + 1 + 2
         assert cands[k][1] in b.negatives[0] and cands[k][2:] == b.others[0]
-    clips, texts, cands = WSRVOS(model, WSRVOSConfig(augmentation=False)).plan(b)
+    clips, texts, cands, _ = WSRVOS(model, WSRVOSConfig(augmentation=False)).plan(b)
     assert clips == [0, 1] and cands[0] == [b.text[0], *b.others[0]]  # w/o augmentation: no positive, no negative
     b2 = replace(b, video_ids=["v0", "v1"], text=["the red square on the left", "a green dog"])
-    _, _, cands = WSRVOS(model, WSRVOSConfig(augmentation=False, batch_negatives=True)).plan(b2)
-    assert cands[0][-1] == "a green dog"  # another video's sentence
+    _, _, cands, local = WSRVOS(model, WSRVOSConfig(augmentation=False, batch_negatives=True)).plan(b2)
+    assert cands[0][1] == "a green dog" and local[0][1] is False  # another video's sentence: absent from this one
     m3 = WSRVOS(model, WSRVOSConfig(num_positives=1))
     assert m3.plan(b)[1][:2] == m3.plan(b)[1][:2]  # the draw is seeded (same step, same draw)
 
@@ -134,7 +138,10 @@ def test_plan_forwards_and_candidates():
 # ---- weights, switches, warm-up ----------------------------------------------------------------------------------
 def test_weights_switches_and_errors():
     model = build_model(model_config())
-    assert WSRVOS(model).weights == DEFAULT_WEIGHTS
+    assert WSRVOS(model).weights == {k: w for k, w in DEFAULT_WEIGHTS.items() if k != "cls_token"}  # option off
+    assert WSRVOS(model, WSRVOSConfig(token_classification=True)).weights == DEFAULT_WEIGHTS
+    with pytest.raises(ConfigError, match="fusion_source"):
+        WSRVOS(model, WSRVOSConfig(fusion_source="boxes"))
     assert set(WSRVOS(model, WSRVOSConfig(fusion=False, ranking=False)).weights) == {"cls"}
     assert "cls" not in WSRVOS(model, WSRVOSConfig(classification=False)).weights
     with pytest.raises(ConfigError, match="unknown parts"):

@@ -37,6 +37,8 @@ def test_scorer_pools_the_region_under_the_mask():
     logits[0, 0, :4, :4] = 30.0  # query 0 covers the top-left token exactly; query 1 nothing
     z = sc.proposals(logits, plain)
     assert torch.allclose(z[0, 0], sc.visual(torch.tensor([1.0, 2.0, 3.0, 4.0])), atol=1e-4)
+    toks = sc.tokens(plain)  # [1, 4, D]: every token its own proposal
+    assert toks.shape == (1, 4, 4) and torch.allclose(toks[0, 0], z[0, 0], atol=1e-4)
     u = torch.randn(3, 4)
     x = sc.logits_all(z, u)  # [1, 2, 3]
     cos = torch.nn.functional.cosine_similarity(z[0, 0][None], u, dim=-1)

@@ -7,8 +7,10 @@ box or visibility reaches the method: a batch that carries one is refused) and, 
 expressions' augmented positives and hard negatives (`rvos augment`, read through `data.augment`).
 
 One step, for each clip b of the batch with its expression e_b:
-1. Forwards: e_b and up to P of its augmented positives (each concatenated with e_b, as the paper keeps the
-   original's information), all on the clip's (cached) visual features: K = B (1 + P) forwards.
+1. Forwards: e_b and up to P of its augmented positives, all on the clip's (cached) visual features: K = B (1 + P)
+   forwards. The paper joins each kept positive to the original ("<original>. <positive>", `concat_original`);
+   the public code does not, and neither do we by default: a joined positive is told from a one-sentence negative
+   by its form alone (two sentences against one), a shortcut the classification takes.
 2. `cls`, instance-aware expression classification (losses/expression_mil.py): each forward's Q proposals are
    scored against its own sentence, e_b's hard negatives (up to N) and the expressions of the video's other
    objects (up to M; with `batch_negatives` also the other clips' sentences of other videos); MIL pooling over
@@ -18,6 +20,10 @@ One step, for each clip b of the batch with its expression e_b:
    fused by agreement into a pseudo-mask of confident pixels, which supervises every one of them with Dice +
    Focal, from step `fusion_from_step` on (warm-up: before it the proposals are noise).
 4. `ranking`, temporal segment ranking (losses/ranking.py) on the chosen masks of every forward.
+Option `token_classification` adds `cls_token`: every language-free visual token is a proposal too (a class
+activation map, as the public code's similarity maps), against the sentences absent from the video only (another
+object's expression is true of the same tokens); `fusion_source="tokens"` then fuses these maps instead of the
+chosen masks.
 
 Weights (DEFAULT_WEIGHTS) follow the public code: cls 1, segmentation 2 (on each of dice and focal), ranking 1.
 Every part has a switch for the ablations (`classification`, `fusion`, `ranking`; `augmentation=false` drops the
@@ -44,9 +50,10 @@ from rvos.losses.positive_fusion import confident_dice, confident_focal, fuse_po
 from rvos.losses.ranking import temporal_ranking_loss
 from rvos.methods.simrvos import SimRVOS
 
-PARTS = ("cls", "fusion_dice", "fusion_focal", "ranking")
-DEFAULT_WEIGHTS = {"cls": 1.0, "fusion_dice": 2.0, "fusion_focal": 2.0, "ranking": 1.0}
-SWITCHES = {"classification": ("cls",), "fusion": ("fusion_dice", "fusion_focal"), "ranking": ("ranking",)}
+PARTS = ("cls", "cls_token", "fusion_dice", "fusion_focal", "ranking")
+DEFAULT_WEIGHTS = {"cls": 1.0, "cls_token": 1.0, "fusion_dice": 2.0, "fusion_focal": 2.0, "ranking": 1.0}
+SWITCHES = {"classification": ("cls", "cls_token"), "token_classification": ("cls_token",),
+            "fusion": ("fusion_dice", "fusion_focal"), "ranking": ("ranking",)}
 
 
 @dataclass
@@ -57,9 +64,11 @@ class WSRVOSConfig:
     num_others: int = 4  # other objects' expressions of the same video as candidates
     batch_negatives: bool = False  # also the other clips' sentences (of other videos) as candidates
     augmentation: bool = True  # False: no augmented positives and no hard negatives (ablation)
-    concat_original: bool = True  # a positive reads "<original>. <positive>"
+    concat_original: bool = False  # a positive reads "<original>. <positive>" (the paper's text; see below)
     classification: bool = True
     mil_pool: str = "lse"  # proposals -> video score: lse | max | mean
+    token_classification: bool = False  # also every visual token as a proposal (an activation map, `cls_token`)
+    fusion_source: str = "masks"  # what the fusion fuses: "masks" (the chosen queries') | "tokens" (activation maps)
     fusion: bool = True
     fusion_from_step: int = 100  # warm-up steps before the pseudo-masks supervise
     fusion_fg: float = 0.6  # vote foreground at n_k >= fg (n_k: the map over its own maximum with normalize)
@@ -87,6 +96,8 @@ class WSRVOS(nn.Module):
         if getattr(model, "expression_scorer", None) is None:
             raise ConfigError("method wsrvos needs a model built with model.expression_scorer=true (the query "
                               "scores that the expression classification trains)")
+        if cfg.fusion_source not in ("tokens", "masks"):
+            raise ConfigError(f"wsrvos fusion_source must be 'tokens' or 'masks', got {cfg.fusion_source!r}")
         if cfg.mil_pool not in POOLS:
             raise ConfigError(f"wsrvos mil_pool must be one of {POOLS}, got {cfg.mil_pool!r}")
         if min(cfg.num_positives, cfg.num_negatives, cfg.num_others) < 0:
@@ -131,10 +142,11 @@ class WSRVOS(nn.Module):
         rng = np.random.default_rng([self.cfg.seed, int(self.steps_seen), b, salt])
         return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
 
-    def plan(self, batch: Batch) -> tuple[list[int], list[str], list[list[str]]]:
-        """(clip of each forward, its sentence, its candidate sentences with its own first)."""
+    def plan(self, batch: Batch) -> tuple[list[int], list[str], list[list[str]], list[list[bool]]]:
+        """(clip of each forward, its sentence, its candidate sentences with its own first, and for each candidate
+        whether it is another object's expression of the same video: true of the video, false of the instance)."""
         c = self.cfg
-        clips, texts, cands = [], [], []
+        clips, texts, cands, local = [], [], [], []
         for b in range(len(batch.text)):
             if not bool(batch.positive[b]):
                 continue  # an absent-object pair has no sentence to classify as true
@@ -142,15 +154,16 @@ class WSRVOS(nn.Module):
             positives = self._draw(batch.positives[b], c.num_positives, b, 0) if c.augmentation and batch.positives else []
             negatives = self._draw(batch.negatives[b], c.num_negatives, b, 1) if c.augmentation and batch.negatives else []
             others = self._draw(batch.others[b], c.num_others, b, 2) if batch.others else []
-            if c.batch_negatives:
-                others += [batch.text[j] for j in range(len(batch.text)) if batch.video_ids[j] != batch.video_ids[b]]
+            if c.batch_negatives:  # other videos' sentences: absent from this one
+                negatives += [batch.text[j] for j in range(len(batch.text)) if batch.video_ids[j] != batch.video_ids[b]]
             own = [main] + [join(main, p) if c.concat_original else p for p in positives]
             for text in dict.fromkeys(own):
                 clips.append(b)
                 texts.append(text)
                 wrong = [s for s in dict.fromkeys(negatives + others) if s not in own]
                 cands.append([text] + wrong)
-        return clips, texts, cands
+                local.append([False] + [s in others and s not in negatives for s in wrong])
+        return clips, texts, cands, local
 
     # ---- step --------------------------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -163,7 +176,7 @@ class WSRVOS(nn.Module):
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         m, c = self.model, self.cfg
         B, T = batch.size
-        clips, texts, cands = self.plan(batch)
+        clips, texts, cands, local = self.plan(batch)
         if not clips:
             raise ConfigError("wsrvos: the batch has no positive expression (set data.clip.negatives=false)")
         if batch.features is not None:
@@ -181,9 +194,11 @@ class WSRVOS(nn.Module):
         E = max(len(row) for row in cands)
         slot = torch.zeros(K, E, dtype=torch.long, device=z.device)
         exists = torch.zeros(K, E, dtype=torch.bool, device=z.device)
+        same_video = torch.zeros(K, E, dtype=torch.bool, device=z.device)
         for k, row in enumerate(cands):
             slot[k, : len(row)] = torch.tensor([pos[s] for s in row], device=z.device)
             exists[k, : len(row)] = True
+            same_video[k, : len(row)] = torch.tensor(local[k], device=z.device)
         all_logits = m.match_sentences(z, unique)  # [K, T, Q, U]
         logits = all_logits.gather(-1, slot[:, None, None, :].expand(-1, T, all_logits.shape[2], -1))  # [K,T,Q,E]
         parts: dict[str, torch.Tensor] = {}
@@ -195,6 +210,20 @@ class WSRVOS(nn.Module):
                 s = video_scores(logits.detach(), valid, c.mil_pool).masked_fill(~exists, float("-inf"))
                 parts["cls_acc"] = (s[usable].argmax(-1) == 0).float().mean()
             parts["cls_skipped"] = zero + (0.0 if usable.any() else 1.0)
+        cam = None
+        if c.token_classification or c.fusion_source == "tokens":
+            plain = out.extras["plain_visual"]  # [K, T, D, h, w]
+            hw = plain.shape[-2:]
+            zt = m.expression_scorer.tokens(plain.flatten(0, 1)).reshape(K, T, -1, z.shape[-1])  # [K, T, h*w, D]
+            tok_all = m.match_sentences(zt, unique)  # [K, T, h*w, U]
+            tok = tok_all.gather(-1, slot[:, None, None, :].expand(-1, T, tok_all.shape[2], -1))  # [K, T, h*w, E]
+            cam = tok[..., 0].reshape(K, T, *hw)  # [K, T, h, w], each forward's own sentence
+            if c.token_classification:
+                # language-free tokens are the same whatever the sentence: another object's expression is true of
+                # the video's tokens, so only what is absent from the video (hard and other videos' negatives) competes
+                loss, usable = expression_classification_loss(tok, valid, exists & ~same_video, c.mil_pool)
+                if usable.any():
+                    parts["cls_token"] = loss
         per_query = (logits[..., 0].detach() * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
         chosen_q = per_query.argmax(-1)  # [K], the predictor's rule: the best query for its own sentence
         ar = torch.arange(K, device=z.device)
@@ -202,7 +231,11 @@ class WSRVOS(nn.Module):
         if c.fusion:
             parts["fusion_active"] = zero + float(self.fusion_active)
             if self.fusion_active:
-                parts.update(self._fusion(chosen, valid, clips))
+                source = chosen
+                if c.fusion_source == "tokens":  # activation maps at the mask resolution
+                    source = torch.nn.functional.interpolate(cam.detach().float(), size=chosen.shape[-2:],
+                                                             mode="bilinear", align_corners=False)
+                parts.update(self._fusion(chosen, source, valid, clips))
         if c.ranking:
             rank, n = temporal_ranking_loss(chosen.sigmoid(), valid, batch.frame_index[index], c.ranking_margin)
             if n:
@@ -210,12 +243,15 @@ class WSRVOS(nn.Module):
             parts["ranking_skipped"] = zero + (0.0 if n else 1.0)
         return parts
 
-    def _fusion(self, chosen: torch.Tensor, valid: torch.Tensor, clips: list[int]) -> dict[str, torch.Tensor]:
+    def _fusion(self, chosen: torch.Tensor, source: torch.Tensor, valid: torch.Tensor, clips: list[int]
+                ) -> dict[str, torch.Tensor]:
+        """chosen [K, T, h, w] mask logits supervised; source [K, T, h, w] logits whose agreement makes the
+        pseudo-mask (the chosen masks themselves, or the activation maps)."""
         c = self.cfg
         dice, focal, fg, conf = [], [], [], []
         for b in dict.fromkeys(clips):
             ks = [k for k, cb in enumerate(clips) if cb == b]
-            target, confident = fuse_positives(chosen[ks].sigmoid(), None, c.fusion_fg, c.fusion_bg, c.fusion_agree,
+            target, confident = fuse_positives(source[ks].sigmoid(), None, c.fusion_fg, c.fusion_bg, c.fusion_agree,
                                                c.fusion_normalize, c.fusion_min_contrast)  # [T, h, w]
             v = valid[ks[0]]
             for k in ks:
@@ -230,7 +266,7 @@ class WSRVOS(nn.Module):
         """Weighted sum. A part may be absent only when its batch left it undefined (the flags say so)."""
         flag = lambda name: float(parts.get(name, 0.0)) == 1.0  # noqa: E731
         warming = not flag("fusion_active")
-        optional = {"cls": flag("cls_skipped"), "ranking": flag("ranking_skipped"), "fusion_dice": warming,
+        optional = {"cls": flag("cls_skipped"), "cls_token": flag("cls_skipped"), "ranking": flag("ranking_skipped"), "fusion_dice": warming,
                     "fusion_focal": warming}
         missing = [k for k in self.weights if k not in parts and not optional.get(k, False)]
         if missing:

@@ -41,6 +41,11 @@ class ExpressionScorer(nn.Module):
         pooled = torch.einsum("nqk,ndk->nqd", w, plain.flatten(2).float()) / (w.sum(-1, keepdim=True) + 1e-6)
         return self.visual(pooled.to(plain.dtype))
 
+    def tokens(self, plain: torch.Tensor) -> torch.Tensor:
+        """Every token as a proposal of its own: plain [N, D, h, w] -> [N, h*w, D] (a class activation map when
+        scored against a sentence)."""
+        return self.visual(plain.flatten(2).transpose(1, 2))
+
     def embed_text(self, sentence: torch.Tensor) -> torch.Tensor:
         """Projected sentence features R^s [E, D] -> u [E, D]."""
         return self.text(sentence)

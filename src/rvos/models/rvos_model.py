@@ -120,6 +120,7 @@ class RVOSModel(nn.Module):
             u = self.expression_scorer.embed_text(e).repeat_interleave(T, dim=0)  # [B*T, D]
             scores = self.expression_scorer.logits(z, u)  # [B*T, Q]
             extras["proposal_features"] = bt(z)
+            extras["plain_visual"] = bt(fused.plain)  # [B, T, D, h, w], language-free tokens (token-level scores)
         if fused.selection is not None:
             extras["selected_visual"], extras["selected_words"] = bt(fused.selection.visual), bt(fused.selection.words)
         extras.update({"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)})
