@@ -190,6 +190,7 @@ def train_and_score(args, base, spec, seed, train_full, test, cache, boxes, aug:
     t0 = time.perf_counter()
     trainer = Trainer(cfg, run_dir, records=records, features=cache, hooks=[LogHook()])
     last = trainer.fit()
+    trainer.save(run_dir / "final.pt")  # for benchmarks/wsrvos_diagnose.py (a few MB: frozen encoders left out)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics = score(trainer.model, test, args.eval_size)
