@@ -46,6 +46,26 @@ def test_scorer_pools_the_region_under_the_mask():
     assert torch.allclose(sc.logits(z, u[:1]), x[..., 0], atol=1e-6)  # each row with its own sentence
 
 
+def test_softmax_pool_is_a_soft_argmax_of_the_mask_whatever_its_level():
+    torch.manual_seed(0)
+    sc = ExpressionScorer(4, pool="softmax")
+    plain = torch.zeros(1, 4, 2, 2)
+    plain[0, :, 1, 1] = torch.tensor([4.0, 3.0, 2.0, 1.0])
+    logits = torch.zeros(1, 1, 8, 8)
+    logits[0, 0, 4:, 4:] = 20.0  # highest on the bottom-right token
+    z_high = sc.proposals(logits + 100.0, plain)  # the same mask, saturated: the same pooled feature
+    z = sc.proposals(logits, plain)
+    assert torch.allclose(z, z_high, atol=1e-5) and torch.allclose(z[0, 0], sc.visual(plain[0, :, 1, 1]), atol=1e-4)
+    x = (logits + 100.0).requires_grad_()
+    sc.proposals(x, plain).sum().backward()
+    sig = ExpressionScorer(4)
+    y = (logits + 100.0).requires_grad_()
+    sig.proposals(y, plain).sum().backward()
+    assert float(y.grad.abs().sum()) == 0.0  # sigmoid pooling: no gradient through a saturated mask
+    with pytest.raises(ConfigError, match="expression_pool"):
+        ModelConfig(expression_pool="max")
+
+
 def test_model_scores_are_the_scorer_match_and_match_sentences_agrees():
     model = tiny(head="multi", num_queries=3, selection=True, expression_scorer=True)
     frames = torch.rand(2, 2, 3, 64, 64)

@@ -1,10 +1,11 @@
 """Positive prediction fusion (WSRVOS): the masks predicted for the P positives of one object, fused by agreement
 into a pseudo-mask of confident pixels only, which then supervises segmentation with Dice + Focal.
 
-Each positive k gives a probability map p_k (the chosen query's sigmoid). With `normalize`, each map is rescaled
-per frame to n_k = (p_k - min) / (max - min), as class activation maps are before thresholding, so a map whose
-values are still low everywhere, early in training, still says where it is most confident; a map flatter than
-`min_contrast` (max - min) abstains in that frame (it says nothing about where the object is). A pixel is
+Each positive k gives a map p_k: probabilities (the chosen query's sigmoid), or with `normalize` any scores (WSRVOS
+passes logits). With `normalize`, each map is rescaled per frame to n_k = (p_k - min) / (max - min), as class
+activation maps are before thresholding, so a map whose values are still low (or saturated) everywhere, early in
+training, still says where it is most confident; a map flatter than `min_contrast` (max - min) abstains in that
+frame (it says nothing about where the object is). A pixel is
 
   foreground   when the positives voting n_k >= fg carry at least `agree` of the weight,
   background   when the positives voting n_k <= bg carry at least `agree` of the weight,
@@ -25,7 +26,7 @@ from rvos.losses.mask import focal_per_frame
 def fuse_positives(probs: torch.Tensor, weights: Optional[torch.Tensor] = None, fg: float = 0.6, bg: float = 0.2,
                    agree: float = 1.0, normalize: bool = True, min_contrast: float = 0.1
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """probs [K, ..., H, W] in [0, 1] (K positives of one object), weights [K] -> (target [..., H, W] in {0, 1},
+    """probs [K, ..., H, W] (K positives of one object; in [0, 1] unless normalize), weights [K] -> (target [..., H, W] in {0, 1},
     confident bool [..., H, W]). No gradient flows into the pseudo-mask."""
     p = probs.detach().float()
     votes = torch.ones_like(p)  # 1 where positive k votes in that frame

@@ -74,8 +74,9 @@ class WSRVOSConfig:
     fusion_fg: float = 0.6  # vote foreground at n_k >= fg (n_k: the map over its own maximum with normalize)
     fusion_bg: float = 0.2  # vote background at n_k <= bg
     fusion_agree: float = 1.0  # share of the positives' weight that must agree
-    fusion_normalize: bool = True  # min-max per frame before voting (see losses/positive_fusion.py)
+    fusion_normalize: bool = True  # min-max of each map per frame before voting (else sigmoid against fg / bg)
     fusion_min_contrast: float = 0.1  # a map flatter than this (max - min) abstains in that frame
+    fusion_on_logits: bool = False  # normalise the logits instead of the probabilities (see BENCHMARKS.md)
     ranking: bool = True
     ranking_margin: float = -0.1  # the public code's tolerance 0.1 (see losses/ranking.py)
     focal_alpha: float = 0.25
@@ -251,7 +252,9 @@ class WSRVOS(nn.Module):
         dice, focal, fg, conf = [], [], [], []
         for b in dict.fromkeys(clips):
             ks = [k for k, cb in enumerate(clips) if cb == b]
-            target, confident = fuse_positives(source[ks].sigmoid(), None, c.fusion_fg, c.fusion_bg, c.fusion_agree,
+            # fusion_on_logits: min-max of the logits (a saturated sigmoid hides where the map is highest)
+            maps = source[ks] if c.fusion_normalize and c.fusion_on_logits else source[ks].sigmoid()
+            target, confident = fuse_positives(maps, None, c.fusion_fg, c.fusion_bg, c.fusion_agree,
                                                c.fusion_normalize, c.fusion_min_contrast)  # [T, h, w]
             v = valid[ks[0]]
             for k in ks:

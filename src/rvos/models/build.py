@@ -42,6 +42,6 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
-    scorer = ExpressionScorer(cfg.dim) if cfg.expression_scorer else None
+    scorer = ExpressionScorer(cfg.dim, pool=cfg.expression_pool) if cfg.expression_scorer else None
     return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
                      temporal=temporal, expression_scorer=scorer, config=cfg)

@@ -45,6 +45,7 @@ class ModelConfig:
     selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
     selection_topk_words: int = 10  # words kept per sentence (the public code: 10)
     expression_scorer: bool = False  # WSRVOS: query scores = match of mask-pooled visual tokens with the sentence
+    expression_pool: str = "sigmoid"  # how a query's mask pools the tokens: "sigmoid" (soft mask) | "softmax" (spatial)
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -69,6 +70,8 @@ class ModelConfig:
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:
             raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
                               f"{self.temporal_layers}, {self.temporal_max_frames}")
+        if self.expression_pool not in ("sigmoid", "softmax"):
+            raise ConfigError(f"model.expression_pool must be 'sigmoid' or 'softmax', got {self.expression_pool!r}")
         if self.selection_topk_visual < 1 or self.selection_topk_words < 1:
             raise ConfigError(f"model.selection_topk_visual and selection_topk_words must be >= 1, got "
                               f"{self.selection_topk_visual}, {self.selection_topk_words}")

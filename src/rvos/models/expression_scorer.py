@@ -24,9 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+POOLS = ("sigmoid", "softmax")
+
+
 class ExpressionScorer(nn.Module):
-    def __init__(self, dim: int, init_scale: float = 10.0, init_bias: float = -5.0):
+    """`pool`: how a mask weighs the tokens. "sigmoid": w = sigmoid(mask), the soft mask's average (above). Its
+    gradient vanishes where the mask saturates, and it says nothing about the mask's level: a mask that floods the
+    frame pools the frame's mean. "softmax": w = softmax over the frame's tokens of the (area-pooled) mask logits,
+    a soft arg-max: the pooled feature is where the mask is highest, whatever its level, and the gradient does not
+    vanish when the mask saturates."""
+
+    def __init__(self, dim: int, init_scale: float = 10.0, init_bias: float = -5.0, pool: str = "sigmoid"):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"expression scorer pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         self.visual = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim), nn.LayerNorm(dim))
         self.text = nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
@@ -34,10 +46,16 @@ class ExpressionScorer(nn.Module):
 
     def proposals(self, mask_logits: torch.Tensor, plain: torch.Tensor) -> torch.Tensor:
         """mask_logits [N, Q, H4, W4] (stride 4), plain [N, D, h, w] language-free tokens -> z [N, Q, D]."""
-        w = torch.sigmoid(mask_logits.float())
-        if w.shape[-2:] != plain.shape[-2:]:
-            w = F.adaptive_avg_pool2d(w, plain.shape[-2:])  # [N, Q, h, w], share of each token under the mask
-        w = w.flatten(2)  # [N, Q, h*w]
+        if self.pool == "softmax":
+            x = mask_logits.float()
+            if x.shape[-2:] != plain.shape[-2:]:
+                x = F.adaptive_avg_pool2d(x, plain.shape[-2:])  # [N, Q, h, w]
+            w = x.flatten(2).softmax(-1)  # [N, Q, h*w], sums to 1 over the frame
+        else:
+            w = torch.sigmoid(mask_logits.float())
+            if w.shape[-2:] != plain.shape[-2:]:
+                w = F.adaptive_avg_pool2d(w, plain.shape[-2:])  # [N, Q, h, w], share of each token under the mask
+            w = w.flatten(2)  # [N, Q, h*w]
         pooled = torch.einsum("nqk,ndk->nqd", w, plain.flatten(2).float()) / (w.sum(-1, keepdim=True) + 1e-6)
         return self.visual(pooled.to(plain.dtype))
 
