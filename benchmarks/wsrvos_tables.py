@@ -72,7 +72,7 @@ class Spec:
 
 RUNS: dict[str, Spec] = {
     "wsrvos": Spec(), "wsrvos_rules": Spec(augment="rules"),
-    "wsrvos_cam": Spec(params={"token_classification": True, "fusion_source": "tokens"}),
+    "wsrvos_masks": Spec(params={"token_classification": False, "fusion_source": "masks"}),
     "full": Spec("wrvos", "full", {"lgcfs": False, "blcl": False}),
     "mask_box": Spec("wrvos", "mask_box", {"lgcfs": True, "blcl": False}, keep_mask_frame=True),
     "no_aug": Spec(params={"augmentation": False}), "no_sel": Spec(model={"selection": False}),
@@ -81,7 +81,7 @@ RUNS: dict[str, Spec] = {
 TABLES = {
     "main": ("Text only (WSRVOS) vs full masks vs mask + boxes (WRVOS), same model", [
         ("WSRVOS, text (dataset's positives/negatives)", "wsrvos"), ("WSRVOS, text (rules backend)", "wsrvos_rules"),
-        ("WSRVOS + token activation maps (cls_token, fused maps)", "wsrvos_cam"),
+        ("WSRVOS, query proposals only (no token maps; the chosen masks fused)", "wsrvos_masks"),
         ("Full masks (WRVOS method, LGCFS/BLCL off)", "full"), ("Weak_M+B (WRVOS method, + LGCFS)", "mask_box")]),
     "ablation": ("Ablation (paper's components), text only", [
         ("WSRVOS (all parts)", "wsrvos"), ("w/o augmentation", "no_aug"), ("w/o selection", "no_sel"),
