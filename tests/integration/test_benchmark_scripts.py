@@ -96,7 +96,8 @@ def test_step_timer_and_markdown_table(bench_path):
 def test_wsrvos_tables_smoke():
     """WSRVOS vs full vs mask_box and the ablation, tiny everything: one row per run, the text rows at 0 s of
     annotation and the mask regimes above it, the same sentences for every row."""
-    out = run_script("wsrvos_tables.py", "--smoke", "--tables", "main")
+    out = run_script("wsrvos_tables.py", "--smoke", "--tables", "main", "--runs", "wsrvos", "wsrvos_rules",
+                     "wsrvos_masks", "full", "mask_box")
     assert out.startswith("command: ") and "wsrvos_tables.py --smoke" in out.splitlines()[0]
     assert re.search(r"aug_dataset\.jsonl: \d+ expressions augmented", out) and "aug_rules.jsonl" in out
     rows = table_rows(out, "| setting | regime | ann. s | sentences | J&F | J | F | runs |")
