@@ -222,3 +222,11 @@ def test_cli_augment_then_train_on_a_tiny_synthetic_benchmark(tmp_path, text_dat
     assert main(["train", "wsrvos_synth", f"data.root={data}", "data.regime=full", *TINY,
                  "--out", str(tmp_path / "r2")]) == 2  # full masks reach the method: refused
     assert "data.regime=text" in capsys.readouterr().err
+
+
+def test_token_classification_without_absent_sentences_is_flagged_not_an_error():
+    """w/o augmentation only the other objects' expressions compete, and they are true of the video's tokens."""
+    torch.manual_seed(0)
+    method = WSRVOS(build_model(model_config()), WSRVOSConfig(augmentation=False, token_classification=True))
+    parts = method(batch_of(augmented()))
+    assert float(parts["cls_token_skipped"]) == 1.0 and "cls_token" not in parts and "cls" in parts

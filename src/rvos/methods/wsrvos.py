@@ -225,6 +225,7 @@ class WSRVOS(nn.Module):
                 loss, usable = expression_classification_loss(tok, valid, exists & ~same_video, c.mil_pool)
                 if usable.any():
                     parts["cls_token"] = loss
+                parts["cls_token_skipped"] = zero + (0.0 if usable.any() else 1.0)  # e.g. no sentence absent
         per_query = (logits[..., 0].detach() * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
         chosen_q = per_query.argmax(-1)  # [K], the predictor's rule: the best query for its own sentence
         ar = torch.arange(K, device=z.device)
@@ -269,7 +270,7 @@ class WSRVOS(nn.Module):
         """Weighted sum. A part may be absent only when its batch left it undefined (the flags say so)."""
         flag = lambda name: float(parts.get(name, 0.0)) == 1.0  # noqa: E731
         warming = not flag("fusion_active")
-        optional = {"cls": flag("cls_skipped"), "cls_token": flag("cls_skipped"), "ranking": flag("ranking_skipped"), "fusion_dice": warming,
+        optional = {"cls": flag("cls_skipped"), "cls_token": flag("cls_token_skipped"), "ranking": flag("ranking_skipped"), "fusion_dice": warming,
                     "fusion_focal": warming}
         missing = [k for k in self.weights if k not in parts and not optional.get(k, False)]
         if missing:
