@@ -91,3 +91,17 @@ def test_step_timer_and_markdown_table(bench_path):
     assert timer.times(2) == [2.0, 3.0, 4.0]  # steps 3, 4, 5: from the end of step 2 on
     assert timer.times(1) == [1.0, 2.0, 3.0, 4.0]
     assert markdown_table(["a", "b"], [(1, "x"), ("2.50", "")]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.50 |  |"
+
+
+def test_wsrvos_tables_smoke():
+    """WSRVOS vs full vs mask_box and the ablation, tiny everything: one row per run, the text rows at 0 s of
+    annotation and the mask regimes above it, the same sentences for every row."""
+    out = run_script("wsrvos_tables.py", "--smoke", "--tables", "main", "--runs", "wsrvos", "wsrvos_rules",
+                     "wsrvos_masks", "full", "mask_box")
+    assert out.startswith("command: ") and "wsrvos_tables.py --smoke" in out.splitlines()[0]
+    assert re.search(r"aug_dataset\.jsonl: \d+ expressions augmented", out) and "aug_rules.jsonl" in out
+    rows = table_rows(out, "| setting | regime | ann. s | sentences | J&F | J | F | runs |")
+    assert [r[1] for r in rows] == ["text", "text", "text", "full", "mask_box"]
+    seconds = [float(r[2].replace(",", "")) for r in rows]
+    assert seconds[0] == seconds[1] == seconds[2] == 0 and seconds[3] > seconds[4] > 0
+    assert len({r[3] for r in rows}) == 1 and all(0 <= float(r[4]) <= 100 for r in rows)

@@ -30,6 +30,10 @@ class Batch:
     instance_known: Optional[torch.Tensor] = None  # bool [B, T, K], object k has a mask target in frame t
     refers: Optional[torch.Tensor] = None  # bool [B, K], the sentence refers to object k
     instance_ids: Optional[torch.Tensor] = None  # long [B, K], object ids (-1 = padding)
+    # WSRVOS text supervision, B lists of sentences each (flipped clips have them mirrored like `text`):
+    positives: Optional[list[list[str]]] = None  # augmented positives of the clip's expression
+    negatives: Optional[list[list[str]]] = None  # its hard negatives (category, attribute or action changed)
+    others: Optional[list[list[str]]] = None  # the video's expressions that refer to none of the clip's objects
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         out = {}

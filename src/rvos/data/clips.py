@@ -77,6 +77,9 @@ class ClipSample:
     instance_known: Optional[torch.Tensor] = None  # bool [T, K]: object k has a mask target in frame t
     refers: Optional[torch.Tensor] = None  # bool [K]: the sentence refers to object k
     instance_ids: Optional[list[int]] = None  # K object ids of the video, sorted
+    positives: list[str] = field(default_factory=list)  # the expression's augmented positives (WSRVOS)
+    negatives: list[str] = field(default_factory=list)  # its hard negatives
+    others: list[str] = field(default_factory=list)  # expressions of the video referring to none of its objects
 
 
 def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +152,8 @@ class ClipDataset(torch.utils.data.Dataset):
         feats = None
         if self.features is not None:
             feats = self.features.lookup(rec.video_id, [int(i) for i in idx], clip.flipped)
+        side = tf.swap_left_right if clip.flipped else (lambda s: s)  # the texts read as the (mirrored) frames
+        others = [e.text for e in rec.expressions if e is not exp and not set(e.obj_ids) & set(exp.obj_ids)]
         return ClipSample(
             frames=torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div_(255.0),  # [T, 3, H, W]
             target_kind=torch.from_numpy(clip.kinds.astype(np.int64)),
@@ -156,6 +161,8 @@ class ClipDataset(torch.utils.data.Dataset):
             present=torch.from_numpy(present), valid=torch.from_numpy(valid), in_span=torch.from_numpy(in_span),
             positive=exp.positive, text=clip.text, video_id=rec.video_id, exp_id=exp.exp_id,
             frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats,
+            positives=[side(t) for t in exp.augmented_positives], negatives=[side(t) for t in exp.hard_negatives],
+            others=[side(t) for t in dict.fromkeys(others) if t != exp.text],
             **({} if known is None else dict(
                 instances=torch.from_numpy(clip.instances.astype(np.int64)), instance_known=torch.from_numpy(known),
                 refers=torch.tensor([o in exp.obj_ids for o in ids], dtype=torch.bool), instance_ids=ids)))
@@ -265,4 +272,6 @@ def collate(samples: Sequence[ClipSample]) -> Batch:
                  positive=torch.tensor([s.positive for s in samples], dtype=torch.bool),
                  text=[s.text for s in samples], video_ids=[s.video_id for s in samples],
                  exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats,
+                 positives=[list(s.positives) for s in samples], negatives=[list(s.negatives) for s in samples],
+                 others=[list(s.others) for s in samples],
                  **(_pad_instances(samples) if samples[0].instances is not None else {}))

@@ -5,6 +5,7 @@ from rvos.models.blcl import BLCLBranch
 from rvos.models.config import ModelConfig
 from rvos.models.consensus import ConsensusHead
 from rvos.models.early_grounding import EarlyGrounding
+from rvos.models.expression_scorer import ExpressionScorer
 from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
@@ -12,6 +13,7 @@ from rvos.models.object_model import POOLED_LEVELS, ObjectRVOSModel
 from rvos.models.objects import ObjectDecoder
 from rvos.models.referring import GEOMETRY, MOTION, TrackReferrer
 from rvos.models.rvos_model import R2Parts, RVOSModel
+from rvos.models.selection import BidirectionalSelection
 from rvos.models.temporal import TemporalContext
 from rvos.models.text import build_text
 from rvos.models.text_reconstruction import ResponseGate, TextFusion, TextReconstruction
@@ -26,7 +28,9 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel | ObjectRVOSModel:
     if cfg.head == "objects":
         return build_object_model(cfg, vision, text)
     c2, c3, c4, c5 = vision.channels
-    fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads, c4 if cfg.fusion_stride == 16 else 0)
+    selection = BidirectionalSelection(cfg.dim, cfg.selection_topk_visual, cfg.selection_topk_words) \
+        if cfg.selection else None
+    fusion = CrossModalFusion(c5, text.dim, cfg.dim, cfg.num_heads, c4 if cfg.fusion_stride == 16 else 0, selection)
     fpn = LanguageFPN((c4, c3, c2), cfg.dim, cfg.fpn_dims, cfg.mask_dim, cfg.dim if cfg.fpn_language else 0)
     if cfg.head == "single":
         head = SingleHead(cfg.dim, cfg.mask_dim, cfg.dyn_hidden, cfg.dyn_layers)
@@ -44,8 +48,9 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel | ObjectRVOSModel:
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
+    scorer = ExpressionScorer(cfg.dim, pool=cfg.expression_pool) if cfg.expression_scorer else None
     return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
-                     temporal=temporal, config=cfg)
+                     temporal=temporal, expression_scorer=scorer, config=cfg)
 
 
 def build_object_model(cfg: ModelConfig, vision, text) -> ObjectRVOSModel:

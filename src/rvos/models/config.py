@@ -52,6 +52,11 @@ class ModelConfig:
     ref_layers: int = 3  # referrer layers (time, objects, words, FFN)
     ref_bins: int = 12  # the referrer sees at most this many time steps (longer videos are averaged into bins)
     track_momentum: float = 0.8  # memory momentum of the query tracker
+    selection: bool = False  # WSRVOS bidirectional feature selection before the fusion (models/selection.py)
+    selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
+    selection_topk_words: int = 10  # words kept per sentence (the public code: 10)
+    expression_scorer: bool = False  # WSRVOS: query scores = match of mask-pooled visual tokens with the sentence
+    expression_pool: str = "sigmoid"  # how a query's mask pools the tokens: "sigmoid" (soft mask) | "softmax" (spatial)
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
@@ -85,6 +90,11 @@ class ModelConfig:
                 not 0.0 <= self.track_momentum < 1.0:
             raise ConfigError("model.obj_queries, obj_layers, obj_mask_dim, ref_layers and ref_bins must be >= 1 and "
                               "model.track_momentum in [0, 1)")
+        if self.expression_pool not in ("sigmoid", "softmax"):
+            raise ConfigError(f"model.expression_pool must be 'sigmoid' or 'softmax', got {self.expression_pool!r}")
+        if self.selection_topk_visual < 1 or self.selection_topk_words < 1:
+            raise ConfigError(f"model.selection_topk_visual and selection_topk_words must be >= 1, got "
+                              f"{self.selection_topk_visual}, {self.selection_topk_words}")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 

@@ -69,7 +69,13 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
     if cfg.data.extra_synth and split == cfg.data.train_split:
         records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed)
-    return apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
+        from rvos.augment.cache import apply_augmentation, read_augmentation
+
+        _, entries = read_augmentation(cfg.data.augment)
+        records, _ = apply_augmentation(records, entries, cfg.data.augment_threshold, source=cfg.data.augment)
+    return records
 
 
 EXTRA_TAG = "-extra"
