@@ -1,0 +1,85 @@
+"""The web page in a real browser: headless Chromium (Debian package) driven by Playwright, serving a tiny
+random-weight model. Skips, saying why, where gradio, playwright or Chromium is missing; `.ci/run` installs
+Chromium so that CI runs it. RVOS_APP_SCREENSHOT=PATH keeps the screenshot of the result there."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from rvos.app.browser import fetch_json, free_port, missing_browser, open_page, submit
+
+try:
+    import gradio  # noqa: F401
+except ImportError:
+    pytest.skip("gradio is not installed (pip install 'rvos[app]')", allow_module_level=True)
+if missing_browser():
+    pytest.skip(missing_browser(), allow_module_level=True)
+
+# gradio 6.31's queue calls pandas options that pandas 3 deprecates: not ours to fix
+pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+EBML = b"\x1a\x45\xdf\xa3"  # the first bytes of a WebM
+
+
+@pytest.fixture(scope="module")
+def url(tiny_checkpoint, tmp_path_factory):
+    from rvos.app.command import build_from_args
+    from rvos.app.page import launch_app
+    from rvos.cli import build_parser
+
+    port = free_port()
+    argv = ["app", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--samples", "1",
+            "--workdir", str(tmp_path_factory.mktemp("app"))]
+    demo, service = build_from_args(build_parser(argv).parse_args(argv))
+    yield launch_app(demo, service, port=port, block=False)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from rvos.app.browser import chromium
+
+    with chromium() as b:
+        yield b
+
+
+def test_upload_a_video_and_get_overlay_and_json(url, browser, small_webm, tmp_path):
+    page = open_page(browser, url)
+    result = submit(page, video=small_webm, sentences="the bright square\nthe dark background")
+    assert "Segmented 6 frames with 2 sentences" in result.status
+    assert "the bright square" in result.table and "the dark background" in result.table
+    assert set(result.downloads) == {"masks.zip", "masks.json"}
+    doc = fetch_json(page, result.downloads["masks.json"])
+    assert [s["sentence"] for s in doc["sentences"]] == ["the bright square", "the dark background"]
+    assert (doc["height"], doc["width"]) == (48, 64)
+    assert all(len(s["frames"]) == 6 and all("rle" in f for f in s["frames"]) for s in doc["sentences"])
+    assert result.overlay and page.request.get(result.overlay).body()[:4] == EBML
+    zip_bytes = page.request.get(result.downloads["masks.zip"]).body()
+    assert zip_bytes[:2] == b"PK"
+    shot = tmp_path / "app.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("RVOS_APP_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["RVOS_APP_SCREENSHOT"])
+
+
+def test_pick_a_sample(url, browser):
+    page = open_page(browser, url)
+    result = submit(page, sample=0)
+    assert "Segmented 24 frames with 2 sentences" in result.status
+    assert "a red person" in result.table  # the sample's own sentences came with it
+
+
+def test_bad_input_shows_a_message_not_a_traceback(url, browser, small_webm, tmp_path):
+    page = open_page(browser, url)
+    result = submit(page, video=small_webm, sentences="   ", expect_result=False)
+    assert "type at least one referring sentence" in result.status
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("this is not a video")
+    page = open_page(browser, url)
+    result = submit(page, video=fake, sentences="the dog", expect_result=False)
+    assert "'holiday.mp4' cannot be read as a video" in result.status
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "File \"" not in body
