@@ -67,7 +67,7 @@ def build_app(service: DemoService, samples: Sequence[Sample] = (), title: str =
                 status = gr.Markdown(elem_id="status")
                 overlay = gr.Video(label="overlay", interactive=False, elem_id="overlay")
                 table = gr.Dataframe(headers=HEADERS, label="per sentence", interactive=False, wrap=True,
-                                     column_widths=["40%", "16%", "18%", "11%", "15%"], elem_id="per-sentence")
+                                     column_widths=["34%", "14%", "22%", "14%", "16%"], elem_id="per-sentence")
                 files = gr.File(label="masks: PNG zip and RLE JSON", file_count="multiple", interactive=False,
                                 elem_id="downloads")
         button.click(segment, inputs=[video, text], outputs=[overlay, table, files, status])
