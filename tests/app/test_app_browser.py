@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -20,11 +21,12 @@ if missing_browser():
 # gradio 6.31's queue calls pandas options that pandas 3 deprecates: not ours to fix
 pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+RELEASE_S = 120  # bounds on waits that end as soon as the page answers
 EBML = b"\x1a\x45\xdf\xa3"  # the first bytes of a WebM
 
 
 @pytest.fixture(scope="module")
-def url(tiny_checkpoint, tmp_path_factory):
+def served(tiny_checkpoint, tmp_path_factory):
     from rvos.app.command import build_from_args
     from rvos.app.page import launch_app
     from rvos.cli import build_parser
@@ -33,8 +35,13 @@ def url(tiny_checkpoint, tmp_path_factory):
     argv = ["app", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--samples", "1",
             "--workdir", str(tmp_path_factory.mktemp("app"))]
     demo, service = build_from_args(build_parser(argv).parse_args(argv))
-    yield launch_app(demo, service, port=port, block=False)
+    yield launch_app(demo, service, port=port, block=False), service
     demo.close()
+
+
+@pytest.fixture
+def url(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +90,34 @@ def test_bad_input_shows_a_message_not_a_traceback(url, browser, small_webm, tmp
     assert "'holiday.mp4' cannot be read as a video" in result.status
     body = page.locator("body").inner_text()
     assert "Traceback" not in body and "File \"" not in body
+
+
+def test_progress_bar_runs_while_the_video_is_processed(served, browser, small_webm, monkeypatch):
+    """The request is held at frame 3 of 6 until the page has shown the progress; no timing is involved."""
+    url, service = served
+    held, release = threading.Event(), threading.Event()
+    run = service.run
+
+    def held_run(path, text, progress=None):
+        def report(done, total, what):
+            progress(done, total, what)
+            if done == 3:
+                held.set()
+                release.wait(timeout=RELEASE_S)
+        return run(path, text, progress=report)
+
+    monkeypatch.setattr(service, "run", held_run)
+    page = open_page(browser, url)
+    page.locator("#video-input input[type=file]").set_input_files(str(small_webm))
+    page.wait_for_selector("#video-input video[src*='gradio_api/file=']")
+    page.locator("#sentences textarea").fill("the bright square")
+    page.click("#segment")
+    try:
+        assert held.wait(timeout=RELEASE_S)
+        bar = page.locator("#overlay :text('segmenting')")
+        bar.first.wait_for(timeout=RELEASE_S * 1000)
+        shown = page.locator("#overlay").inner_text()
+    finally:
+        release.set()
+    assert "3/6" in shown and "frames" in shown
+    page.wait_for_selector("#downloads a[href$='masks.json']", timeout=RELEASE_S * 1000)
