@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -45,6 +46,34 @@ def test_run_writes_overlay_json_and_png_zip(tmp_path, tiny_model, small_webm):
     assert [c[0] for c in calls] == list(range(6)) and {c[1] for c in calls} == {6}
     assert {c[2] for c in calls} == {"segmenting"}
     assert "Segmented 6 frames with 2 sentences" in out.message
+
+
+def test_a_long_video_is_processed_in_windows(tmp_path, tiny_model):
+    """As `rvos segment` does: frames are read and encoded `window` at a time, each window before the next is
+    read, so memory does not grow with the video's length; `--window` reaches the predictor."""
+    from rvos.app.samples import write_webm
+
+    n, window = 30, 4
+    frames = np.full((n, 48, 64, 3), 30, np.uint8)
+    for t in range(n):
+        frames[t, 12:28, 2 * t: 2 * t + 16] = 230
+    video = write_webm(frames, tmp_path / "long.webm", fps=10)
+    service = DemoService(tiny_model, window=window, workdir=tmp_path)
+    events = []
+    encode = service.predictor.encode
+
+    def logged_encode(x):  # x: [T, 3, H, W], the frames of one window
+        events.append(("encode", x.shape[0]))
+        return encode(x)
+
+    service.predictor.encode = logged_encode
+    out = service.run(video, "the square", progress=lambda done, total, what: events.append(("read", done)))
+    expected = []
+    for start in range(0, n, window):
+        idx = list(range(start, min(n, start + window)))
+        expected += [("read", i) for i in idx] + [("encode", len(idx))]
+    assert events == expected  # 8 windows: 7 of 4 frames, then 2
+    assert out.frames == n and len(json.loads(out.json.read_text())["sentences"][0]["frames"]) == n
 
 
 def test_progress_reports_the_second_pass(tmp_path, small_webm):

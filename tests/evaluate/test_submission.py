@@ -76,6 +76,24 @@ def test_zip_round_trip_gives_identical_scores(synth, checkpoint, tmp_path, caps
     assert 0.0 < direct["summary"]["J"] < 1.0  # the masks are neither all empty nor all right: a real comparison
 
 
+def test_write_submission_from_python(synth, checkpoint, tmp_path):
+    """The Python API: write_submission, then the zip read back scores as the predictions it returned."""
+    from rvos.data.readers import open_dataset
+    from rvos.evaluate.predictions import MemoryPredictions
+    from rvos.evaluate.protocols import evaluate_predictions
+    from rvos.infer.submission import write_submission
+    from rvos.train.checkpoint import load_model_from_checkpoint
+
+    model, _ = load_model_from_checkpoint(checkpoint)
+    records = open_dataset(synth, split="test")
+    preds = write_submission(model, records, tmp_path / "sub.zip", "ytvos", window=3)
+    direct = evaluate_predictions(records, MemoryPredictions(preds, scores=preds.scores, presence=preds.presence),
+                                  "all-frames", workers=1)
+    back = evaluate_predictions(records, open_predictions(tmp_path / "sub.zip"), "all-frames", workers=1)
+    assert back.summary == direct.summary and 0.0 < direct.summary["J"] < 1.0
+    assert back.tables["per-expression"] == direct.tables["per-expression"]
+
+
 def test_mevis_layout_submission(tmp_path, checkpoint, capsys):
     root = tmp_path / "mevis"
     write_mevis(root, "valid_u")

@@ -1,6 +1,7 @@
 """Drive the web page in a real browser: headless Chromium from the Debian packages (`apt-get install -y
 chromium`), through Playwright (`pip install playwright`; never `playwright install`: the system browser is
-used). The browser test uses this, and so does the screenshot in the README:
+used; RVOS_CHROMIUM=PATH points at another Chromium binary). The browser test uses this, and so does the
+screenshot in the README:
 
     python -m rvos.app.browser --checkpoint runs/demo/checkpoints/final.pt --sample 0 --out docs/app.png
 """
@@ -9,16 +10,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; RVOS_CHROMIUM overrides it
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 RESULT_TIMEOUT_MS = 300_000  # a generous bound for a slow CI machine; the wait ends as soon as the result is in
+
+
+def chromium_path() -> Path:
+    """The Chromium binary to drive: $RVOS_CHROMIUM when set, else Debian's /usr/bin/chromium."""
+    return Path(os.environ.get("RVOS_CHROMIUM") or CHROMIUM)
 
 
 def missing_browser() -> Optional[str]:
@@ -27,8 +34,10 @@ def missing_browser() -> Optional[str]:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "playwright is not installed (pip install 'rvos[test]' or pip install playwright)"
-    if not CHROMIUM.is_file():
-        return f"headless Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    path = chromium_path()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return (f"headless Chromium not found at {path} (apt-get install -y chromium, which .ci/run does, "
+                "or set RVOS_CHROMIUM to a Chromium binary)")
     return None
 
 
@@ -38,7 +47,7 @@ def chromium() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
         try:
             yield browser
         finally:
