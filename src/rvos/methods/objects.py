@@ -173,7 +173,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None)
     from rvos.models import build_model
     from rvos.train.checkpoint import checkpoint_path, load_checkpoint
     from rvos.train.config import from_dict
-    from rvos.train.loop import Trainer, is_extra, load_records
+    from rvos.train.loop import Trainer, is_extra, load_records, seed_all
     from rvos.train.track_cache import TrackDataset, build_track_cache, collate_tracks, load_tracks, save_tracks
 
     out = Path(out)
@@ -181,6 +181,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None)
     c1, c2 = _phase_configs(cfg, params)
     if records is None:
         records = load_records(cfg, cfg.data.train_split)
+    seed_all(cfg.loop.seed)  # the model's initial weights come from the seed, not from whatever ran before
     model = build_model(cfg.model)
     done1 = False
     p1 = checkpoint_path(out / "objects")
