@@ -58,6 +58,6 @@ def build_object_model(cfg: ModelConfig, vision, text) -> ObjectRVOSModel:
     objects = ObjectDecoder(tuple(vision.channels), cfg.dim, cfg.obj_queries, cfg.obj_layers, cfg.num_heads,
                             cfg.fpn_dims, cfg.obj_mask_dim)
     in_dim = GEOMETRY + cfg.dim + sum(vision.channels[i] for i in POOLED_LEVELS) + MOTION
-    referrer = TrackReferrer(in_dim, text.dim, cfg.dim, cfg.num_heads, cfg.ref_layers)
+    referrer = TrackReferrer(in_dim, text.dim, cfg.dim, cfg.num_heads, cfg.ref_layers, cfg.ref_dropout)
     return ObjectRVOSModel(vision=vision, text=text, objects=objects, referrer=referrer, bins=cfg.ref_bins,
                            momentum=cfg.track_momentum, config=cfg)

@@ -120,12 +120,15 @@ def time_embedding(pos: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ReferrerLayer(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
-        self.time = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.objects = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.words = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(inplace=True), nn.Linear(2 * dim, dim))
+        self.time = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.objects = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.words = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        # (parameter names as without dropout: ffn.0 and ffn.2 are the linear layers)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.Sequential(nn.ReLU(inplace=True), nn.Dropout(dropout)),
+                                 nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(4))
 
     def forward(self, x: torch.Tensor, words: torch.Tensor, pad: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -138,18 +141,19 @@ class ReferrerLayer(nn.Module):
         y = self.norms[1](y + self.objects(y, y, y, need_weights=False)[0])  # across tracks, within a frame
         y = y.reshape(b, t, k, d).transpose(1, 2).reshape(b, k * t, d)
         y = self.norms[2](y + self.words(y, words, words, key_padding_mask=pad, need_weights=False)[0])
-        y = self.norms[3](y + self.ffn(y))
+        y = self.norms[3](y + self.drop(self.ffn(y)))
         return y.reshape(b, k, t, d)
 
 
 class TrackReferrer(nn.Module):
-    def __init__(self, in_dim: int, text_dim: int, dim: int = 128, heads: int = 4, layers: int = 3):
+    def __init__(self, in_dim: int, text_dim: int, dim: int = 128, heads: int = 4, layers: int = 3,
+                 dropout: float = 0.0):
         super().__init__()
         self.inp = nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim))
         self.word_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
         self.sent_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
         self.time_proj = nn.Linear(dim, dim)
-        self.layers = nn.ModuleList(ReferrerLayer(dim, heads) for _ in range(layers))
+        self.layers = nn.ModuleList(ReferrerLayer(dim, heads, dropout) for _ in range(layers))
         self.track_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 1))
         self.frame_head = nn.Linear(dim, 1)
 
