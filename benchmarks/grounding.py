@@ -10,7 +10,7 @@ presence AUC, R, J&F&R, and the gated vs ungated J&F of the positives.
         --out runs/grounding --data data/synth [key=value ...]
 
 Presence AUC: the probability that a positive (video, sentence) pair gets a higher presence score than a
-negative one (Mann-Whitney U / (n_pos n_neg)). Ungated: the same model with the gate off (`Predictor(gate=False)`:
+negative one (Mann-Whitney U / (n_pos n_neg)). Ungated: the same model, same threshold, with the gate off (`Predictor(gate=False)`:
 a sentence judged absent keeps its best masks), scored on the positives.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def presence_auc(pos: list[float], neg: list[float]) -> float:
     return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
-def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0) -> dict:
+def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0, presence_threshold: float | None = None) -> dict:
     from rvos.data.readers import open_dataset
     from rvos.demo import j_and_f_by_kind
     from rvos.evaluate import evaluate_predictions
@@ -47,13 +47,17 @@ def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0) -> dict:
     from rvos.infer.records import predict_records
     from rvos.train.checkpoint import load_model_from_checkpoint
 
+    from rvos.infer.predictor import default_presence_threshold
+
     model, _ = load_model_from_checkpoint(checkpoint)
+    if presence_threshold is None:
+        presence_threshold = default_presence_threshold(model)
     records = open_dataset(data, split=split)
     paired = r2_eval_records(records, "both", r2_seed)
     t0 = time.perf_counter()
-    gated = predict_records(model, paired)
+    gated = predict_records(model, paired, presence_threshold=presence_threshold)
     pos_only = [r for r in (_subset(r, True) for r in paired) if r.expressions]
-    ungated = predict_records(model, pos_only, gate=False)
+    ungated = predict_records(model, pos_only, gate=False, presence_threshold=presence_threshold)
     took = time.perf_counter() - t0
     src = MemoryPredictions(gated, scores=dict(gated.scores), presence=dict(gated.presence))
     jf = evaluate_predictions(pos_only, src, "all-frames")
@@ -64,7 +68,7 @@ def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0) -> dict:
         kinds = {k: v for k, v in j_and_f_by_kind(jf, data, split).items() if k != "absent"}
     pos = [gated.presence_scores[(r.video_id, e.exp_id)] for r in paired for e in r.expressions if e.positive]
     neg = [gated.presence_scores[(r.video_id, e.exp_id)] for r in paired for e in r.expressions if not e.positive]
-    return {"checkpoint": str(checkpoint), "J&F": jf.summary["J&F"], "J": jf.summary["J"], "F": jf.summary["F"],
+    return {"checkpoint": str(checkpoint), "presence_threshold": presence_threshold, "J&F": jf.summary["J&F"], "J": jf.summary["J"], "F": jf.summary["F"],
             "kinds": kinds, "J&F_ungated": jf_ungated.summary["J&F"], "R": r2.summary["R"],
             "J&F&R": r2.summary["J&F&R"], "presence_auc": presence_auc(pos, neg), "positives": len(pos),
             "negatives": len(neg), "predict_seconds": took}
@@ -86,6 +90,8 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--r2-seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--presence-threshold", type=float, nargs="*", default=[None],
+                    help="operating points of the gate (one row each; the ungated column does not depend on it)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     print(machine_line())
@@ -104,16 +110,16 @@ def main() -> None:
             train_seconds[str(run / "checkpoints" / "last.pt")] = time.perf_counter() - t0
             checkpoints.append(run / "checkpoints" / "last.pt")
     rows, results = [], []
-    for c in checkpoints:
-        res = score(c, args.data, args.split, args.r2_seed)
+    for c, thr in [(c, thr) for c in checkpoints for thr in args.presence_threshold]:
+        res = score(c, args.data, args.split, args.r2_seed, thr)
         res["train_seconds"] = train_seconds.get(str(c))
         results.append(res)
         kinds = " ".join(f"{k} {v[1]:.3f}" for k, v in res["kinds"].items())
-        rows.append([c, f"{res['J&F']:.3f}", f"{res['J&F_ungated']:.3f}", f"{res['presence_auc']:.3f}",
+        rows.append([c, f"{res['presence_threshold']:g}", f"{res['J&F']:.3f}", f"{res['J&F_ungated']:.3f}", f"{res['presence_auc']:.3f}",
                      f"{res['R']:.3f}", f"{res['J&F&R']:.3f}", kinds,
                      "" if res["train_seconds"] is None else f"{res['train_seconds'] / 60:.1f}"])
         print(json.dumps(res, default=float), flush=True)
-    print(markdown_table(["checkpoint", "J&F (gated)", "J&F ungated", "presence AUC", "R", "J&F&R", "J&F by kind",
+    print(markdown_table(["checkpoint", "presence threshold", "J&F (gated)", "J&F ungated", "presence AUC", "R", "J&F&R", "J&F by kind",
                           "train min"], rows))
     if len(results) > 1:
         for key in ("J&F", "J&F_ungated", "presence_auc", "R"):

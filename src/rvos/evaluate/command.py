@@ -90,8 +90,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="instead of PRED: segment every expression of the split with this model, then score")
     parser.add_argument("--device", default="cpu", help="with --checkpoint: cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.5, help="with --checkpoint: mask probability threshold")
-    parser.add_argument("--presence-threshold", type=float, default=0.5,
-                        help="with --checkpoint of a model with a presence head: judged present when sigmoid(A) >= this")
+    parser.add_argument("--presence-threshold", type=float, default=None,
+                        help="with --checkpoint of a model with a presence head: judged present when sigmoid(A) >= this (default: the model's own)")
     parser.add_argument("--save-predictions", type=Path, default=None,
                         help="with --checkpoint: also write the predicted PNGs (OUT/<video>/<exp_id>/<frame>.png)")
     parser.add_argument("--submission", nargs=2, metavar=("FORMAT", "OUT.zip"), default=None,

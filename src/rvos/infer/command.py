@@ -79,8 +79,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-png", action="store_true", help="skip the palette PNGs")
     p.add_argument("--zip", action="store_true", help="also zip the PNGs (Ref-YouTube-VOS submission style)")
     p.add_argument("--no-gate", action="store_true", help="keep masks even when the presence head says absent")
-    p.add_argument("--presence-threshold", type=float, default=0.5,
-                   help="judge the object present when sigmoid(A) >= this (default 0.5, eq. 12)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help="judge the object present when sigmoid(A) >= this (default: the model's own, 0.5 as in eq. 12; an objects model's model.ref_threshold)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on CUDA)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames / override")
 

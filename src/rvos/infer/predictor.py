@@ -78,16 +78,27 @@ class FrameSink:
         """Remove partial files after an error."""
 
 
+def default_presence_threshold(model: torch.nn.Module) -> float:
+    """The presence threshold a model was trained for: `model.ref_threshold` of the objects head, else 0.5."""
+    if getattr(model, "video_level", False):
+        return float(getattr(getattr(model, "config", None), "ref_threshold", 0.5))
+    return 0.5
+
+
 class Predictor:
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", window: int = 8,
                  threshold: float = 0.5, size: Optional[int] = None, amp: bool = False,
                  encode_batch: Optional[int] = None, gate: Optional[bool] = None, keep_rle: bool = False,
-                 pad_to: int = 32, progress: bool = False, presence_threshold: float = 0.5):
+                 pad_to: int = 32, progress: bool = False, presence_threshold: Optional[float] = None):
         """`window`: frames decoded together (and read into memory at once). `encode_batch`: frames per
         encode_frames call; default 1 on CPU (a frame at a time is faster per frame there), the window on GPU.
         `gate`: empty the masks when the model's presence head says absent; None = on when it has one.
         `presence_threshold`: the object is judged present when sigmoid(A) >= this (eq. 12 uses 0.5); higher
-        empties more absent-object masks (R up) at the cost of more wrongly emptied positives (J&F down)."""
+        empties more absent-object masks (R up) at the cost of more wrongly emptied positives (J&F down).
+        None: the model's own operating point (`model.ref_threshold` of an objects model, chosen on the validation
+        split; 0.5 otherwise)."""
+        if presence_threshold is None:
+            presence_threshold = default_presence_threshold(model)
         if window < 1:
             raise ConfigError(f"window must be >= 1, got {window}")
         if not 0.0 < threshold < 1.0:

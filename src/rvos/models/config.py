@@ -52,6 +52,7 @@ class ModelConfig:
     ref_layers: int = 3  # referrer layers (time, objects, words, FFN)
     ref_bins: int = 12  # the referrer sees at most this many time steps (longer videos are averaged into bins)
     ref_dropout: float = 0.0  # dropout in the referrer's attention and FFN (phase 2 overfits the track cache)
+    ref_threshold: float = 0.5  # a track is selected (and the object present) when sigmoid(track logit) >= this
     track_momentum: float = 0.8  # memory momentum of the query tracker
     selection: bool = False  # WSRVOS bidirectional feature selection before the fusion (models/selection.py)
     selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
@@ -88,9 +89,10 @@ class ModelConfig:
             raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
                               f"{self.temporal_layers}, {self.temporal_max_frames}")
         if min(self.obj_queries, self.obj_layers, self.obj_mask_dim, self.ref_layers, self.ref_bins) < 1 or \
-                not 0.0 <= self.track_momentum < 1.0 or not 0.0 <= self.ref_dropout < 1.0:
+                not 0.0 <= self.track_momentum < 1.0 or not 0.0 <= self.ref_dropout < 1.0 or \
+                not 0.0 < self.ref_threshold < 1.0:
             raise ConfigError("model.obj_queries, obj_layers, obj_mask_dim, ref_layers and ref_bins must be >= 1, "
-                              "model.track_momentum and model.ref_dropout in [0, 1)")
+                              "model.track_momentum and model.ref_dropout in [0, 1), model.ref_threshold in (0, 1)")
         if self.expression_pool not in ("sigmoid", "softmax"):
             raise ConfigError(f"model.expression_pool must be 'sigmoid' or 'softmax', got {self.expression_pool!r}")
         if self.selection_topk_visual < 1 or self.selection_topk_words < 1:
