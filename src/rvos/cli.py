@@ -16,6 +16,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("eval",), "rvos.evaluate.command", "score predictions (PNG folder, RLE JSON or a checkpoint) with a benchmark protocol"),
     (("train",), "rvos.train.command", "train a model from a YAML config with key=value overrides"),
     (("segment",), "rvos.infer.command", "segment the object a sentence refers to in any video"),
+    (("export",), "rvos.export.command", "export a checkpoint to ONNX (per-frame model + text encoder) for onnxruntime"),
     (("demo",), "rvos.demo", "the end-to-end run on the synthetic benchmark: generate, train, evaluate, segment"),
 ]
 
