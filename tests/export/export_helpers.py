@@ -31,6 +31,7 @@ def balanced_threshold(model, video: Video, sentence: str, size=None, frames: in
     with the highest score: with random head weights the default 0.5 often gives empty masks, and a parity test
     on empty masks would test nothing. The boundary then runs where the logits are closest to the threshold."""
     geo = Geometry.create(video.height, video.width, size)
+    frames = min(frames, len(video))
     x = geo.to_input([video.frame(i) for i in range(frames)])
     out = model.decode(model.encode_frames(x), model.encode_text([sentence]), 1, frames)
     q = int(out.scores[0].sum(0).argmax())

@@ -44,6 +44,7 @@ def export_onnx(model, out: str | Path, *, train_config: Optional[dict] = None, 
     """Export `model` (an RVOSModel) to the folder `out`; returns the manifest. `train_config`: the checkpoint's
     config dict, kept so that `rvos segment --runtime onnx` decides the presence gate as for the checkpoint."""
     deps.require(deps.EXPORT, "ONNX export")
+    check_exportable(model, source)
     out = Path(out)
     if out.exists() and not (out / MANIFEST).is_file():
         raise ConfigError(f"{out} exists and is not an rvos ONNX export: choose a new folder for --onnx")
@@ -64,6 +65,26 @@ def export_onnx(model, out: str | Path, *, train_config: Optional[dict] = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def check_exportable(model, source: str = "") -> None:
+    """ConfigError naming `source` (the checkpoint) and what is supported unless `model` is an RVOSModel that
+    decides frame by frame (the form the three graphs carry: per-frame vision, a decode step per window, the text
+    encoder)."""
+    from rvos.models.rvos_model import RVOSModel
+
+    cfg = getattr(model, "config", None)
+    what = type(model).__name__ + (f" (model.head={cfg.head})" if getattr(cfg, "head", None) else "")
+    where = f"{source}: " if source else ""
+    supported = ("ONNX export supports RVOSModel with model.head=single or multi (with any of blcl, r2, "
+                 "temporal_layers, fusion_stride)")
+    if getattr(model, "video_level", False):
+        raise ConfigError(f"{where}{what} cannot be exported to ONNX: it decides over whole videos (objects linked "
+                          "into tracks over the video, the sentence matched against whole tracks), which the "
+                          f"per-frame ONNX graphs cannot carry. {supported}. Run this checkpoint on the torch "
+                          "runtime (rvos segment without --runtime onnx).")
+    if not isinstance(model, RVOSModel):
+        raise ConfigError(f"{where}{what} cannot be exported to ONNX. {supported}.")
 
 
 def _export(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
