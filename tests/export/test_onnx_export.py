@@ -183,7 +183,7 @@ def test_unsupported_model_error_names_checkpoint_and_what_is_supported(monkeypa
     assert f"{ckpt_path}: _VideoLevelModel (model.head=objects) cannot be exported to ONNX" in err
     assert "decides over whole videos" in err and "supports RVOSModel with model.head=single or multi" in err
     assert "torch runtime" in err and "Traceback" not in err
-    with pytest.raises(ConfigError, match=r"^x\.pt: Linear cannot be exported to ONNX\. ONNX export supports RVOSModel"):
+    with pytest.raises(ConfigError, match=r"^x\.pt: Linear cannot be exported to ONNX\. ONNX export supports "):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "o", source="x.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["objects.pt"]  # nothing written
 

@@ -60,7 +60,8 @@ class OnnxModel:
         """`threads`: intra-op threads of each session (default: torch's, i.e. OMP_NUM_THREADS);
         `optimization`: onnxruntime graph optimisation level (disable, basic, extended, all); `spinning`: let idle
         threads spin (off, as rvos sets OMP_WAIT_POLICY=PASSIVE for torch: on a shared CPU spinning threads steal
-        cores); `graphs`: replace graph files, e.g. {"decode": "decode.int8.onnx"} (rvos.export.quantize)."""
+        cores); `graphs`: replace graph files, e.g. {"decode": "decode.int8.onnx"} (as benchmarks/onnx_speed.py
+        writes beside an export)."""
         ort = deps.require(deps.RUNTIME, "--runtime onnx")["onnxruntime"]
         if optimization not in OPTIMIZATION:
             raise ConfigError(f"onnx graph optimisation must be one of {OPTIMIZATION}, got {optimization!r}")
