@@ -193,6 +193,37 @@ def video_file(folder: Path, h: int, w: int, n: int) -> Path:
     return path
 
 
+def profile(predictor: Predictor, runtime, video: Video, frames: int) -> dict[str, float]:
+    """ms per frame of one `segment` run split into: reading (video decode), encode_frames, decode, encode_text and
+    the rest (the Predictor's resize/pad, upsampling to the frame, thresholding, bookkeeping)."""
+    spent = {"read video": 0.0, "encode_frames": 0.0, "decode": 0.0, "encode_text": 0.0}
+
+    def timed(name, fn):
+        def call(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] += time.perf_counter() - t0
+        return call
+
+    saved = {name: getattr(runtime, name) for name in ("encode_frames", "decode", "encode_text")}
+    try:
+        for name, fn in saved.items():
+            setattr(runtime, name, timed(name, fn))  # instance attributes shadow the methods for this run
+        video.source.read = timed("read video", video.source.read)
+        t0 = time.perf_counter()
+        predictor.segment(video, [SENTENCE])
+        total = time.perf_counter() - t0
+    finally:
+        for name in saved:
+            if name in vars(runtime):
+                delattr(runtime, name)
+    spent["rest (Predictor)"] = total - sum(spent.values())
+    spent["total"] = total
+    return {k: v * 1000 / frames for k, v in spent.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=32)
@@ -202,6 +233,7 @@ def main() -> None:
                     help="mp4: decode a video file in the timed path (end to end); memory: frames already decoded")
     ap.add_argument("--onnx", type=Path, default=None, help="reuse (or write) the export, and the test videos, here")
     ap.add_argument("--iou-frames", type=int, default=4, help="0: skip the IoU check")
+    ap.add_argument("--profile", action="store_true", help="also print where the time goes (one more run each)")
     ap.add_argument("--modes", default="ort", help=f"comma-separated onnxruntime modes ({', '.join(MODES)}), or all; "
                                                    "torch is always timed as the reference")
     args = ap.parse_args()
@@ -267,6 +299,11 @@ def main() -> None:
             iou = "-" if key == "torch" else (f"{worst[key]:.4f}" if key in worst else "n/a")
             print(f"| {size} | {modes[key][0]} | {t * 1000:.1f} | {1 / t:.2f} | {rows['torch'] / t:.2f}x | {iou} |",
                   flush=True)
+        if args.profile:
+            for key, rt in runtimes.items():
+                parts = profile(Predictor(rt, window=8, **modes[key][2]), rt, load(), args.frames)
+                print(f"  profile {size} {key} (ms/frame): " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()),
+                      flush=True)
 
 
 if __name__ == "__main__":
