@@ -83,6 +83,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="judge the object present when sigmoid(A) >= this (default: the model's own, 0.5 as in eq. 12; an objects model's model.ref_threshold)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on CUDA)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames / override")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="onnx: run on onnxruntime (pip install 'rvos[onnx]'); --checkpoint is then a folder "
+                        "written by `rvos export`, or a checkpoint exported for this run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,17 +101,32 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {args.device} asked for but CUDA is not available; use --device cpu")
-    model, cfg = load_model(checkpoint, args.device)
+    if args.runtime == "onnx":
+        from rvos.export.command import load_runtime
+
+        if args.amp or args.device != "cpu":
+            raise ConfigError("--runtime onnx runs the exported float32 graphs on the CPU: drop --amp and --device "
+                              "(they apply to the torch runtime)")
+        model, cfg = load_runtime(checkpoint)
+    else:
+        model, cfg = load_model(checkpoint, args.device)
     from rvos.infer.model_info import checkpoint_lines
 
-    print("\n".join(checkpoint_lines(checkpoint, default=args.checkpoint is None)))  # what the model was trained on
+    if checkpoint.is_dir():  # an ONNX export folder: describe the checkpoint it was exported from
+        source = Path(str(getattr(model, "manifest", {}).get("source", "")))
+        print(f"model: {checkpoint} (ONNX export of {source or 'an unrecorded checkpoint'})")
+        if source.is_file():
+            print("\n".join(checkpoint_lines(source, default=False)))
+    else:
+        print("\n".join(checkpoint_lines(checkpoint, default=args.checkpoint is None)))  # what it was trained on
     gate = False if args.no_gate else gate_for_config(cfg)
     out = args.out or Path("segment-out") / video.video_id
     results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,
                             zip_png=args.zip, fps=args.fps, device=args.device, window=args.window,
                             threshold=args.threshold, size=args.size, amp=args.amp, gate=gate, progress=True,
                             presence_threshold=args.presence_threshold)
-    print(f"segmented {len(video)} frames of {args.video} with {checkpoint}")
+    print(f"segmented {len(video)} frames of {args.video} with {checkpoint}"
+          + (f" on onnxruntime ({model.threads} threads)" if args.runtime == "onnx" else ""))
     if gate is False and not args.no_gate:
         print("  presence gate off: this model's presence head was not trained (r2vos with consensus: false)")
     for r in results:

@@ -33,7 +33,7 @@ from rvos.errors import ConfigError
 def adaptive_word_pool(words: torch.Tensor, pad_mask: torch.Tensor, k: int) -> torch.Tensor:
     """Average the real words of each sentence into k bins: words [B, L, C], pad_mask [B, L] -> [B, k, C]."""
     n = (~pad_mask).sum(1)  # [B] real words (padding is at the end, as every text encoder here pads)
-    if bool((n == 0).any()):
+    if not torch.compiler.is_exporting() and bool((n == 0).any()):  # a data-dependent branch export cannot trace
         raise ConfigError("early grounding got a sentence with no real words")
     i = torch.arange(k, device=words.device)
     start = torch.div(i[None] * n[:, None], k, rounding_mode="floor")  # [B, k]

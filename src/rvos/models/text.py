@@ -83,7 +83,16 @@ class TextEncoder(FreezableEncoder):
         self._cache.clear()
         return super()._apply(fn, *args, **kwargs)
 
-    def _encode(self, texts: list[str]) -> TextFeatures:  # pragma: no cover - abstract
+    def _encode(self, texts: list[str]) -> TextFeatures:
+        return self.encode_tokens(self.tokenize(texts))
+
+    # The two halves of `_encode`, kept apart so that the tensor half can be exported (rvos.export) while the
+    # tokenizer stays in Python: `tokenize` returns int64 [B, L] tensors, always with "attention_mask" (1 = real
+    # token, padding at the end); `encode_tokens` maps them to TextFeatures.
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_tokens(self, tokens: dict[str, torch.Tensor]) -> TextFeatures:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -109,10 +118,11 @@ class MiniLMEncoder(TextEncoder):
         if frozen:
             self.freeze()
 
-    def _encode(self, texts: list[str]) -> TextFeatures:
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         device = next(self.bert.parameters()).device
-        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        tok = {k: v.to(device) for k, v in tok.items()}
+        return {k: v.to(device) for k, v in hf_tokenize(self.tokenizer, texts, self.max_length).items()}
+
+    def encode_tokens(self, tok: dict[str, torch.Tensor]) -> TextFeatures:
         words = self.bert(**tok).last_hidden_state  # [B, L, 384], includes [CLS] and [SEP] as sentence-transformers
         real = tok["attention_mask"].bool()
         sentence = (words * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
@@ -120,6 +130,28 @@ class MiniLMEncoder(TextEncoder):
 
 
 _WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def hf_tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """A transformers tokenizer's int64 tensors for a batch of sentences (padded to the longest)."""
+    return dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+
+def hash_token_ids(text: str, vocab_size: int, max_words: int) -> list[int]:
+    """TinyTextEncoder's vocabulary: words and punctuation hashed (crc32) into `vocab_size` ids."""
+    return [zlib.crc32(w.encode()) % vocab_size for w in _WORD.findall(text.lower())][:max_words]
+
+
+def hash_tokenize(texts: list[str], vocab_size: int, max_words: int) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask [B, L] (padded with id 0 at the end) of hashed words."""
+    ids = [hash_token_ids(t, vocab_size, max_words) for t in texts]
+    length = max(len(i) for i in ids)
+    tokens = torch.zeros(len(texts), length, dtype=torch.long)
+    mask = torch.zeros(len(texts), length, dtype=torch.long)
+    for b, i in enumerate(ids):
+        tokens[b, : len(i)] = torch.tensor(i, dtype=torch.long)
+        mask[b, : len(i)] = 1
+    return {"input_ids": tokens, "attention_mask": mask}
 
 
 class TinyTextEncoder(TextEncoder):
@@ -136,18 +168,15 @@ class TinyTextEncoder(TextEncoder):
             self.freeze()
 
     def token_ids(self, text: str) -> list[int]:
-        return [zlib.crc32(w.encode()) % self.vocab_size for w in _WORD.findall(text.lower())][: self.pos.shape[0]]
+        return hash_token_ids(text, self.vocab_size, self.pos.shape[0])
 
-    def _encode(self, texts: list[str]) -> TextFeatures:
-        ids = [self.token_ids(t) for t in texts]
-        length = max(len(i) for i in ids)
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         dev = self.embed.weight.device
-        tokens = torch.zeros(len(texts), length, dtype=torch.long, device=dev)
-        pad = torch.ones(len(texts), length, dtype=torch.bool, device=dev)
-        for b, i in enumerate(ids):
-            tokens[b, : len(i)] = torch.tensor(i, device=dev)
-            pad[b, : len(i)] = False
-        x = self.embed(tokens) + self.pos[:length]
+        return {k: v.to(dev) for k, v in hash_tokenize(texts, self.vocab_size, self.pos.shape[0]).items()}
+
+    def encode_tokens(self, tok: dict[str, torch.Tensor]) -> TextFeatures:
+        tokens, pad = tok["input_ids"], tok["attention_mask"] == 0  # [B, L]
+        x = self.embed(tokens) + self.pos[: tokens.shape[1]]
         words = self.layer(x, src_key_padding_mask=pad)  # [B, L, dim]
         words = words.masked_fill(pad[..., None], 0.0)
         sentence = words.sum(1) / (~pad).sum(1, keepdim=True)
