@@ -25,6 +25,7 @@ class Batch:
     exp_ids: list[str]  # B
     frame_index: torch.Tensor  # long [B, T], frame positions in the source video
     features: Optional[list[torch.Tensor]] = None  # cached visual features per level (C2..C5), [B, T, C_l, H_l, W_l]
+    span_known: Optional[torch.Tensor] = None  # bool [B], the sentence's spans are annotated (in_span is not a default)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         out = {}
