@@ -8,6 +8,8 @@ from rvos.models.early_grounding import EarlyGrounding
 from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
+from rvos.models.moment import MomentHead
+from rvos.models.propagation import MaskPropagation
 from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.temporal import TemporalContext
 from rvos.models.text import build_text
@@ -38,5 +40,9 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel:
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
+    moment = MomentHead(cfg.dim, cfg.moment_hidden, cfg.moment_layers) if cfg.moment else None
+    propagation = None
+    if cfg.propagation:
+        propagation = MaskPropagation((c2, c3, c4), cfg.prop_dim, memory=cfg.prop_memory, sigma=cfg.prop_sigma)
     return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
-                     temporal=temporal, config=cfg)
+                     temporal=temporal, moment=moment, propagation=propagation, config=cfg)

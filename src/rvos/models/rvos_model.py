@@ -14,6 +14,10 @@ Optional parts (ModelConfig.blcl / r2 / temporal_layers), all off by default:
 - `temporal` (ModelConfig.temporal_layers > 0, models/temporal.py): transformer layers over each clip's T x h x w
   fused tokens with a frame-index embedding, right after the fusion; frames of a clip then depend on each other
   (the predictor decodes windows of consecutive frames, so it gives the module a clip).
+- `moment` (ModelConfig.moment, TGL, models/moment.py): per-frame relevance logits `relevance` [B, T] from the
+  fused features and the head's masks, mixing the frames of a clip; `propagation` (ModelConfig.propagation,
+  models/propagation.py): the language-agnostic mask propagation of MDP. `decode` does not call it: the TGL
+  method and the predictor (rvos.infer.mdp) choose the memory frames and call it on the visual features.
 """
 from __future__ import annotations
 
@@ -45,7 +49,8 @@ class R2Parts(nn.Module):
 class RVOSModel(nn.Module):
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: nn.Module, fpn: nn.Module,
                  head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None,
-                 temporal: Optional[nn.Module] = None, config=None):
+                 temporal: Optional[nn.Module] = None, moment: Optional[nn.Module] = None,
+                 propagation: Optional[nn.Module] = None, config=None):
         super().__init__()
         self.vision = vision
         self.text = text
@@ -55,6 +60,8 @@ class RVOSModel(nn.Module):
         self.blcl = blcl
         self.r2 = r2
         self.temporal = temporal
+        self.moment = moment
+        self.propagation = propagation
         self.config = config
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
@@ -110,6 +117,9 @@ class RVOSModel(nn.Module):
         filters, scores, boxes = self.head(fused)  # [B*T, Q, P], [B*T, Q], [B*T, Q, 4] | None
         masks = self.head.mask_logits(mask_features, filters, boxes)  # [B*T, Q, H/4, W/4]
         extras.update({"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)})
+        relevance = None
+        if self.moment is not None:
+            relevance = self.moment(extras["fused_visual"], e, bt(masks), bt(scores))  # [B, T]
         return RVOSOutput(
             mask_logits=bt(masks),
             scores=bt(scores),
@@ -118,6 +128,7 @@ class RVOSModel(nn.Module):
             sentence=e,  # [B, D]
             boxes=None if boxes is None else bt(boxes),
             presence=presence,
+            relevance=relevance,
             extras=extras,
         )
 
