@@ -91,3 +91,16 @@ def test_step_timer_and_markdown_table(bench_path):
     assert timer.times(2) == [2.0, 3.0, 4.0]  # steps 3, 4, 5: from the end of step 2 on
     assert timer.times(1) == [1.0, 2.0, 3.0, 4.0]
     assert markdown_table(["a", "b"], [(1, "x"), ("2.50", "")]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.50 |  |"
+
+
+def test_tgl_table_smoke():
+    out = run_script("tgl_table.py", "--smoke", "--rows", "baseline", "all")
+    assert out.startswith("command: ") and re.search(r"^machine: nproc=\d+", out, re.M)
+    header = ("| setting | J&F | J | F | tIoU | J&F motion | J&F partial | J&F multi | J&F absent | runs |")
+    rows = table_rows(out, header)
+    assert [r[0] for r in rows] == ["SimRVOS baseline", "+ all (moment head, MGS, MDP, OSS)",
+                                    "+ all (moment head, MGS, MDP, OSS), language path everywhere"]
+    for r in rows:
+        jf, j, f = (float(v) for v in r[1:4])
+        assert 0 <= j <= 100 and 0 <= f <= 100 and abs(jf - (j + f) / 2) <= 0.1 and r[-1] == "1"
+    assert table_rows(out, "| setting | tIoU motion | tIoU partial | tIoU multi | tIoU absent |")
