@@ -15,10 +15,10 @@ Parts and where they live:
     computed on the referred frames only (`language_frames="span"`: in_span, plus every frame of a negative pair,
     whose target is empty, and of a clip with unknown spans); it is never asked to find the object where the
     sentence does not hold.
-  * propagation path (rvos.models.propagation, visual features only): every valid MASK frame of a positive clip
-    that has another referred frame in its clip is segmented by reading the memory of its `train_memory` nearest
-    referred frames (the frame itself excluded: referred frames are supervised in leave-one-out fashion, the
-    others from the moment). The memory holds the annotated masks (`memory_mask="gt"`, teacher forcing) or the
+  * propagation path (rvos.models.propagation, visual features only): up to `train_queries` valid MASK frames of
+    each positive clip that have another referred frame in the clip (those outside the spans first) are segmented
+    by reading the memory of their `train_memory` nearest referred frames (the frame itself excluded: referred
+    frames are supervised in leave-one-out fashion, the others from the moment). The memory holds the annotated masks (`memory_mask="gt"`, teacher forcing) or the
     language path's detached probabilities (`"pred"`, what inference writes). Loss: `prop_dice` + `prop_focal`.
   * at inference the predicted relevance picks the path per frame (rvos.infer.mdp).
 - OSS, object-level selective supervision: `data.clip.oss=true` (rvos.data.clips): a clip's target is only the
@@ -63,6 +63,7 @@ class TGLConfig(SimRVOSConfig):
     language_frames: str = "auto"  # where the language path is supervised: all | span | auto (span with mdp)
     memory_mask: str = "gt"  # what the training memory holds: gt (annotated masks) | pred (detached language path)
     train_memory: int = 2  # memory frames per propagated frame in training (the nearest referred ones)
+    train_queries: int = 2  # frames propagated per clip in training (frames outside the spans first); 0 = all
     moment_pos_weight: Optional[float] = None  # BCE weight of referred frames
 
 
@@ -79,8 +80,9 @@ class TGL(SimRVOS):
             raise ConfigError(f"tgl language_frames must be auto, all or span, got {cfg.language_frames!r}")
         if cfg.memory_mask not in ("gt", "pred"):
             raise ConfigError(f"tgl memory_mask must be gt or pred, got {cfg.memory_mask!r}")
-        if cfg.train_memory < 1:
-            raise ConfigError(f"tgl train_memory must be >= 1, got {cfg.train_memory}")
+        if cfg.train_memory < 1 or cfg.train_queries < 0:
+            raise ConfigError(f"tgl train_memory must be >= 1 and train_queries >= 0, got {cfg.train_memory}, "
+                              f"{cfg.train_queries}")
         head = getattr(mcfg, "head", "single")
         weights = dict(cfg.weights if cfg.weights is not None else DEFAULT_WEIGHTS[head])
         unknown = sorted(set(weights) - set(PARTS))
@@ -133,7 +135,7 @@ class TGL(SimRVOS):
         mask_frames = batch.valid.bool() & (batch.target_kind == int(TargetKind.MASK)) & batch.positive[:, None]
         reference = mask_frames & batch.in_span.bool()
         idx, slot = nearest_memory(reference, self.cfg.train_memory)  # [B, T, M]
-        query = mask_frames & slot.any(-1)  # frames with at least one memory frame
+        query = select_queries(mask_frames & slot.any(-1), batch.in_span.bool(), self.cfg.train_queries)
         logits = out.mask_logits  # [B, T, Q, h, w]
         if not query.any():
             zero = logits.sum() * 0.0
@@ -170,6 +172,18 @@ class TGL(SimRVOS):
             raise ConfigError(f"loss parts {missing} are weighted but were not computed")
         total = sum(w * parts[k] for k, w in self.weights.items() if w and k in parts)
         return {"loss": total, **parts}
+
+
+def select_queries(candidates: torch.Tensor, in_span: torch.Tensor, count: int) -> torch.Tensor:
+    """At most `count` of the candidate frames [B, T] per clip (0 = all): those outside the spans first (what
+    the propagation path is for at inference), then referred ones; random within each group (global torch RNG,
+    seeded by the trainer)."""
+    if count <= 0:
+        return candidates
+    b, t = candidates.shape
+    key = torch.rand(b, t, device=candidates.device) + in_span.float() * 2.0 + (~candidates).float() * 4.0
+    rank = key.argsort(-1).argsort(-1)  # 0 = first choice
+    return candidates & (rank < count)
 
 
 def moment_loss(relevance: torch.Tensor, in_span: torch.Tensor, frames: torch.Tensor,

@@ -7,7 +7,7 @@ through the whole video even where the sentence does not hold. The abstract give
 STM/XMem-style reader on the frozen backbone's levels (CODE-NOTES: SAM2-style memory, referred frames are written
 to memory, propagated frames are not):
 
-- `embed(C2..C5)` -> `PropFeatures`: E = conv3x3(P3 C3 + avgpool(P2 C2) + up(P4 C4)) at stride 8 and a fine
+- `embed(C2..C5)` -> `PropFeatures`: E = conv3x3(P3 C3 + P2 avgpool(C2) + up(P4 C4)) at stride 8 and a fine
   feature F = relu(conv1x1(C2)) at stride 4. Visual features only: no sentence reaches this path.
 - memory of a referred frame: keys k = L2-normalised W_k E; values = [W_v (E, m8), m8], where m8 is the frame's
   mask probability (stride 4) averaged down to stride 8. The last value channel is the mask itself, so reading the
@@ -16,8 +16,12 @@ to memory, propagated frames are not):
   -|p_q - p_m|^2 / (2 sigma_dt^2), sigma_dt = sigma (1 + |dt|) cells (dt = frames between query and memory frame),
   which keeps the match near where the object was when two objects look alike; softmax over all memory cells of
   all memory frames; read = values A.
-- decoding: logits = gain * logit(read mask, upsampled to stride 4) + refine(read, E, F); the refinement's last
-  convolution starts at zero, so an untrained module outputs the propagated mask itself.
+- decoding: logits = gain * logit(read mask, upsampled to stride 4) + refine(up(dec(read, E)), F) (`dec` a 3x3
+  convolution at stride 8, `refine` a 3x3 and a 1x1 convolution at stride 4, both `refine_dim` wide); the
+  refinement's last convolution starts at zero, so an untrained module outputs the propagated mask itself.
+
+Cost: the read is an [M*S, P] affinity per query frame (S = P = 960 cells at 192x320); training keeps it affordable
+on a CPU by propagating a few frames per clip (rvos.methods.tgl `train_queries`).
 
 Which frames are memory is decided outside: the method (rvos.methods.tgl) uses the clip's annotated referred
 frames other than the query; the predictor (rvos.infer.mdp) the `memory` frames nearest in time among those whose
@@ -52,12 +56,11 @@ def cell_positions(h: int, w: int, device, dtype=torch.float32) -> torch.Tensor:
 
 def spatial_prior(h: int, w: int, dt: torch.Tensor, sigma: float) -> torch.Tensor:
     """Affinity bias [N, M*h*w, h*w] of query cells to the cells of M memory frames at time distances dt [N, M]:
-    -d^2 / (2 sigma_dt^2), sigma_dt = sigma * (1 + |dt|), d in cells."""
+    -d^2 / (2 sigma_dt^2), sigma_dt = sigma * (1 + |dt|), d in cells. A constant (no gradient)."""
     pos = cell_positions(h, w, dt.device)
-    d2 = torch.cdist(pos, pos).pow(2)  # [hw, hw] (memory cell, query cell)
-    s = sigma * (1.0 + dt.abs().float())  # [N, M]
-    bias = -d2[None, None] / (2.0 * s[..., None, None] ** 2)  # [N, M, hw, hw]
-    return bias.flatten(1, 2)  # [N, M*hw, hw]
+    d2 = (pos[:, None] - pos[None]).pow(2).sum(-1)  # [hw, hw] (memory cell, query cell), exact integers
+    coef = -0.5 / (sigma * (1.0 + dt.detach().abs().float())) ** 2  # [N, M]
+    return (coef[..., None, None] * d2).flatten(1, 2)  # [N, M*hw, hw]
 
 
 def memory_read(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float | torch.Tensor,
@@ -65,15 +68,16 @@ def memory_read(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t
     """Space-time memory read: query [N, K, P] (P query cells), keys [N, K, S] and values [N, V, S] (S memory
     cells), bias [N, S, P] added to the affinity (-inf removes a cell) -> [N, V, P]. Each query cell takes the
     softmax-weighted (over the S memory cells) average of the values."""
-    affinity = torch.einsum("nks,nkp->nsp", keys, query) / temperature  # [N, S, P]
+    affinity = torch.bmm(keys.transpose(1, 2), query / temperature)  # [N, S, P]; the scale on the small side
     if bias is not None:
         affinity = affinity + bias.to(affinity.dtype)
-    return torch.einsum("nvs,nsp->nvp", values, affinity.softmax(1))
+    return torch.bmm(values, affinity.softmax(1))  # [N, V, P]
 
 
 class MaskPropagation(nn.Module):
-    def __init__(self, channels: tuple[int, int, int], dim: int = 32, key_dim: int = 32, value_dim: int = 16,
-                 fine_dim: int = 8, memory: int = 4, sigma: float = 3.0, temperature: float = 0.1):
+    def __init__(self, channels: tuple[int, int, int], dim: int = 32, key_dim: int = 16, value_dim: int = 8,
+                 fine_dim: int = 8, memory: int = 4, sigma: float = 3.0, temperature: float = 0.1,
+                 refine_dim: int = 16):
         """channels: widths of C2, C3, C4. memory: frames read per query frame at inference (nearest in time)."""
         super().__init__()
         c2, c3, c4 = channels
@@ -86,9 +90,9 @@ class MaskPropagation(nn.Module):
         self.value = nn.Sequential(nn.Conv2d(dim + 1, value_dim, 3, padding=1), nn.ReLU(inplace=True))
         self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)))
         self.gain = nn.Parameter(torch.tensor(1.0))
-        self.dec = nn.Sequential(nn.Conv2d(value_dim + 1 + dim, dim, 3, padding=1), nn.ReLU(inplace=True))
-        self.refine = nn.Sequential(nn.Conv2d(dim + fine_dim, dim, 3, padding=1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(dim, 1, 1))
+        self.dec = nn.Sequential(nn.Conv2d(value_dim + 1 + dim, refine_dim, 3, padding=1), nn.ReLU(inplace=True))
+        self.refine = nn.Sequential(nn.Conv2d(refine_dim + fine_dim, refine_dim, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(refine_dim, 1, 1))
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
 
@@ -100,7 +104,7 @@ class MaskPropagation(nn.Module):
         """C2..C5 (or C2..C4), each [N, C_l, H_l, W_l] -> PropFeatures (stride 8 and stride 4)."""
         c2, c3, c4 = features[:3]
         size = c3.shape[-2:]
-        x = self.p3(c3) + F.adaptive_avg_pool2d(self.p2(c2), size) + F.interpolate(self.p4(c4), size=size,
+        x = self.p3(c3) + self.p2(F.adaptive_avg_pool2d(c2, size)) + F.interpolate(self.p4(c4), size=size,
                                                                                      mode="bilinear", align_corners=False)
         return PropFeatures(self.mix(x), self.fine(c2))
 
@@ -121,10 +125,11 @@ class MaskPropagation(nn.Module):
         (query time - memory time), valid bool [N, M] (False: a padding slot) -> readout [N, V+1, h8, w8]."""
         n, m, k, s = mem_keys.shape
         h, w = query.embed.shape[-2:]
-        bias = spatial_prior(h, w, dt, self.sigma) if self.sigma > 0 else mem_keys.new_zeros(n, m * s, h * w)
-        if valid is not None:
-            off = (~valid)[:, :, None, None].expand(n, m, s, 1).reshape(n, m * s, 1)
-            bias = bias.masked_fill(off, float("-inf"))
+        with torch.no_grad():
+            bias = spatial_prior(h, w, dt, self.sigma) if self.sigma > 0 else None
+            if valid is not None and not bool(valid.all()):
+                off = (~valid)[:, :, None, None].expand(n, m, s, 1).reshape(n, m * s, 1)
+                bias = (bias if bias is not None else mem_keys.new_zeros(n, m * s, 1)).masked_fill(off, float("-inf"))
         keys = mem_keys.permute(0, 2, 1, 3).reshape(n, k, m * s)  # [N, K, M*S]
         values = mem_values.permute(0, 2, 1, 3).reshape(n, -1, m * s)  # [N, V+1, M*S]
         out = memory_read(self.keys(query), keys, values, self.temperature, bias)  # [N, V+1, hw]
