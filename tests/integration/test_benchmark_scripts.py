@@ -99,7 +99,8 @@ def test_tgl_table_smoke():
     header = ("| setting | J&F | J | F | tIoU | J&F motion | J&F partial | J&F multi | J&F absent | runs |")
     rows = table_rows(out, header)
     assert [r[0] for r in rows] == ["SimRVOS baseline", "+ all (moment head, MGS, MDP, OSS)",
-                                    "+ all (moment head, MGS, MDP, OSS), language path everywhere"]
+                                    "+ all (moment head, MGS, MDP, OSS), language path everywhere",
+                                    "+ all (moment head, MGS, MDP, OSS), MDP routed by the annotated spans"]
     for r in rows:
         jf, j, f = (float(v) for v in r[1:4])
         assert 0 <= j <= 100 and 0 <= f <= 100 and abs(jf - (j + f) / 2) <= 0.1 and r[-1] == "1"

@@ -195,34 +195,40 @@ def masks_of(model, video, **kw):
 
 
 def test_predictor_picks_the_path_by_relevance(trained):
+    import copy
+
     from rvos.data.frames import ArrayFrames
     from rvos.data.types import Video
 
-    model = trained[1].model.eval()
+    model = copy.deepcopy(trained[1].model).eval()
+    with torch.no_grad():  # a sharp, prior-free, unrefined read: propagation copies the matching memory cells' mask
+        prop = model.propagation
+        prop.log_tau.fill_(math.log(0.01))
+        prop.sigma = 0.0
+        prop.gain.fill_(1.0)
+        prop.refine[-1].weight.zero_()
+        prop.refine[-1].bias.zero_()
     rec = square_record("s", n=6)
     big = np.kron(rec.video.frame(0), np.ones((2, 2, 1), np.uint8))  # 64x96: an 8x12 grid at stride 8
     still = np.stack([big] * 6)  # a still video: propagation must reproduce the referred frames' mask
     video = Video("still", ArrayFrames(still), 64, 96)
     _, lang = masks_of(model, video, mdp=False)
     assert lang[0].any()
-    moment = model.moment
-    try:
-        model.moment = FixedRelevance([9.0] * 6)  # referred everywhere: the language path everywhere
-        res, every = masks_of(model, video)
-        assert res.spans == [(0, 6)] and all(np.array_equal(a, b) for a, b in zip(every, lang))
-        model.moment = FixedRelevance([-9.0] * 6)  # referred nowhere: the sentence refers to nothing here
-        res, none = masks_of(model, video)
-        assert res.spans == [] and not any(m.any() for m in none)
-        model.moment = FixedRelevance([9.0, 9.0, -9.0, -9.0, -9.0, 9.0])
-        res, mixed = masks_of(model, video)
-        assert res.spans == [(0, 2), (5, 6)]
-        for t in (0, 1, 5):
-            assert np.array_equal(mixed[t], lang[t])
-        iou = lambda a, b: (a & b).sum() / max((a | b).sum(), 1)  # noqa: E731
-        for t in (2, 3, 4):  # propagated from frames 0, 1 and 5: the same object, at stride-8 detail (shrunk a little)
-            assert mixed[t].any() and (mixed[t] & lang[t]).sum() / mixed[t].sum() > 0.9 and iou(mixed[t], lang[t]) > 0.4
-    finally:
-        model.moment = moment
+    model.moment = FixedRelevance([9.0] * 6)  # referred everywhere: the language path everywhere
+    res, every = masks_of(model, video)
+    assert res.spans == [(0, 6)] and all(np.array_equal(a, b) for a, b in zip(every, lang))
+    model.moment = FixedRelevance([-9.0] * 6)  # referred nowhere: the sentence refers to nothing here
+    res, none = masks_of(model, video)
+    assert res.spans == [] and not any(m.any() for m in none)
+    model.moment = FixedRelevance([9.0, 9.0, -9.0, -9.0, -9.0, 9.0])
+    res, mixed = masks_of(model, video)
+    assert res.spans == [(0, 2), (5, 6)]
+    for t in (0, 1, 5):
+        assert np.array_equal(mixed[t], lang[t])
+    iou = lambda a, b: (a & b).sum() / max((a | b).sum(), 1)  # noqa: E731
+    for t in (2, 3, 4):  # propagated from frames 0, 1 and 5: the same mask, at stride-8 detail
+        assert iou(mixed[t], lang[t]) > 0.6, iou(mixed[t], lang[t])
+    assert np.array_equal(mixed[2], mixed[3])  # frames 2 and 3 read the same memory frames (no spatial prior)
 
 
 def test_nearest_memory_frames():

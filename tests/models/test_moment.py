@@ -59,3 +59,12 @@ def test_model_outputs_relevance_per_frame():
     out.relevance.sum().backward()
     assert model.moment.out.weight.grad.abs().sum() > 0
     assert build_model(ModelConfig(vision="tiny", text="tiny", dim=16, num_heads=2, vision_pretrained=False)).moment is None
+
+
+def test_central_difference_by_hand():
+    from rvos.models.moment import central_difference
+
+    x = torch.tensor([[[0.0], [1.0], [4.0], [9.0]]])
+    # inside (x_{t+1} - x_{t-1}) / 2; the ends extrapolate linearly: one-sided differences
+    assert torch.allclose(central_difference(x)[0, :, 0], torch.tensor([1.0, 2.0, 4.0, 5.0]))
+    assert torch.equal(central_difference(x[:, :1]), torch.zeros(1, 1, 1))

@@ -9,7 +9,10 @@ not say how relevance is predicted; this head is our design, read from the fused
 2. Where the model looks: the attention's centroid (x, y) and spread, and, from the head's own masks (sigmoid of
    the mask logits averaged over queries with softmax(scores) weights; detached, so the relevance loss does not
    move the masks), the predicted object's area, centroid and peak probability.
-3. Per frame: MLP([pooled, e, pooled * e, cues]) -> [B, T, H].
+   Motion cues: the central differences over the clip's frames of both centroids and of the area,
+   (c_{t+1} - c_{t-1}) / 2 (one-sided at the ends), scaled by `VELOCITY_SCALE` (objects move about 1/100 of the
+   frame a frame), so that "moving left" or "stops" can meet the sentence in the per-frame MLP.
+3. Per frame: MLP([pooled, e, pooled * e, cues, motion cues]) -> [B, T, H].
 4. Temporal context: `temporal_layers` residual 1-D convolutions (kernel 3, replicate padding) over the frames of
    the clip, so that motion ("moving left", "stops") can be read from how the centroids change between frames.
 5. Linear -> relevance logit [B, T].
@@ -25,6 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 
 N_CUES = 3 + 4  # attention centroid x, y and spread; mask area, centroid x, y and peak
+N_MOTION = 5  # velocities of the attention centroid (x, y), the mask centroid (x, y) and the mask area
+VELOCITY_SCALE = 20.0
+
+
+def central_difference(x: torch.Tensor) -> torch.Tensor:
+    """[B, T, C] -> [B, T, C]: (x_{t+1} - x_{t-1}) / 2 inside, one-sided differences at the ends, 0 when T = 1."""
+    if x.shape[1] < 2:
+        return torch.zeros_like(x)
+    pad = torch.cat([2 * x[:, :1] - x[:, 1:2], x, 2 * x[:, -1:] - x[:, -2:-1]], 1)  # linear extrapolation
+    return (pad[:, 2:] - pad[:, :-2]) / 2
 
 
 def grid(h: int, w: int, device, dtype) -> torch.Tensor:
@@ -58,7 +71,8 @@ class MomentHead(nn.Module):
         self.k = nn.Conv2d(dim, hidden, 1)
         self.v = nn.Conv2d(dim, hidden, 1)
         self.sent = nn.Linear(dim, hidden)
-        self.frame = nn.Sequential(nn.Linear(3 * hidden + N_CUES, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
+        self.frame = nn.Sequential(nn.Linear(3 * hidden + N_CUES + N_MOTION, hidden), nn.ReLU(inplace=True),
+                                   nn.Linear(hidden, hidden))
         self.temporal = nn.ModuleList(nn.Conv1d(hidden, hidden, 3) for _ in range(temporal_layers))
         self.norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, 1)
@@ -80,8 +94,11 @@ class MomentHead(nn.Module):
             cues = mask_cues(mask_logits.detach(), None if scores is None else scores.detach()).flatten(0, 1)
         else:
             cues = att.new_zeros(b * t, 4)
+        cues = cues.to(att.dtype)
+        track = torch.cat([centre, cues[:, 1:3], cues[:, :1]], -1).reshape(b, t, N_MOTION)  # [B, T, 5]
+        motion = (VELOCITY_SCALE * central_difference(track)).reshape(b * t, N_MOTION)
         s = self.sent(e)
-        f = self.frame(torch.cat([pooled, s, pooled * s, centre, spread, cues.to(att.dtype)], -1))  # [B*T, H]
+        f = self.frame(torch.cat([pooled, s, pooled * s, centre, spread, cues, motion], -1))  # [B*T, H]
         f = f.reshape(b, t, self.hidden).transpose(1, 2)  # [B, H, T]
         for conv in self.temporal:
             f = f + F.relu(conv(F.pad(f, (1, 1), mode="replicate")))
