@@ -19,7 +19,11 @@ temporal IoU of the predicted spans against the annotated ones (spans from the r
 moment head, else the runs of frames with a non-empty mask). Rows with MDP are also scored with the language path
 in every frame (`Predictor(mdp=False)`), to separate what the propagation does at inference from what its training
 did to the language path, and with oracle moments (the annotated spans pick the path instead of the predicted
-relevance; the moment head is replaced by the spans for that pass), to separate MDP from the moment head's errors. The frozen backbone's features are cached once in memory and shared by every run.
+relevance; the moment head is replaced by the spans for that pass), to separate MDP from the moment head's errors. On the synthetic benchmark every scoring is also split by
+the annotated spans (frames where the sentence holds vs the others: frame J&F, how often the frame is predicted
+referred, how often its mask is non-empty; see `breakdown`). The frozen backbone's features are cached once in
+memory (or on disk with --cache-dir) and shared by every run; each run's trained weights (frozen encoders left out)
+are kept in OUT/runs/<run>/checkpoints/last.pt for later diagnosis.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/tgl_table.py [--data data/synth] [--steps 1000] [--seeds 0]
         [--rows baseline moment mgs mdp oss all] [--out runs/tgl_table] [key=value config overrides ...]
@@ -49,7 +53,9 @@ from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.readers import open_dataset
 from rvos.data.regimes import apply_regime
 from rvos.data.spans import whole_video_spans
-from rvos.infer.model_eval import evaluate_model_views
+from rvos.evaluate import evaluate_predictions
+from rvos.evaluate.predictions import MemoryPredictions
+from rvos.infer.records import predict_records
 from rvos.models import build_model
 from rvos.train.config import MethodConfig, load_config
 from rvos.train.feature_cache import build_feature_cache
@@ -123,23 +129,66 @@ def kind_of(meta: dict, video: str, exp_id: str) -> str:
 
 
 def score(model, test, kinds: dict, eval_size, mdp: bool | None) -> dict:
-    """MeViS protocol J&F/J/F (overall and per kind) and temporal IoU on the scored expressions."""
+    """MeViS protocol J&F/J/F (overall and per kind) and temporal IoU on the scored expressions, plus the
+    in-span / out-of-span breakdown (`breakdown`) on the synthetic benchmark."""
     keep = (lambda r, e: kinds[(r.video_id, e.exp_id)] in KINDS) if kinds else None
-    views = {"mevis": ("all-frames", keep), "grounding": ("grounding", keep)}
-    res = evaluate_model_views(model, test, views, size=eval_size, mdp=mdp)
-    s, g = res["mevis"].summary, res["grounding"].summary
+    scored = [r for r in (replace(r, expressions=[e for e in r.expressions if keep(r, e)]) for r in test)
+              if r.expressions] if keep else list(test)
+    preds = predict_records(model, scored, size=eval_size, mdp=mdp)
+    source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence), spans=dict(preds.spans))
+    mevis, ground = evaluate_predictions(scored, source, "all-frames"), evaluate_predictions(scored, source, "grounding")
+    s, g = mevis.summary, ground.summary
     out = {"J&F": s["J&F"], "J": s["J"], "F": s["F"], "tIoU": g["tIoU"], "tIoU@0.5": g["tIoU@0.5"]}
-    rows = res["mevis"].tables["per-expression"]
+    rows = mevis.tables["per-expression"]
     for k in KINDS if kinds else ():
         vals = [row["J&F"] for row in rows if kinds[(row["Video"], row["Expression"])] == k]
         out[f"J&F:{k}"] = statistics.mean(vals) if vals else None
         out[f"n:{k}"] = len(vals)
-    for row in res["grounding"].tables["per-expression"]:
+    for row in ground.tables["per-expression"]:
         if kinds:
             out.setdefault(f"tIoU:{kinds[(row['Video'], row['Expression'])]}", []).append(row["tIoU"])
     for k in [k for k in out if k.startswith("tIoU:")]:
         out[k] = statistics.mean(out[k])
+    if kinds:
+        out["breakdown"] = breakdown(scored, source, kinds)
     return out
+
+
+def breakdown(records, source, kinds: dict) -> dict:
+    """Per kind, frame-level means split by the annotated spans (`in` = frames where the sentence holds, `out` =
+    the other scored frames): J&F ((J+F)/2 of the frame; a no-target frame 1 when the prediction is empty), the
+    fraction of frames predicted referred (relevance > 0.5: the predicted spans) and the fraction with a non-empty
+    predicted mask; and, over all frames of a kind, the fraction predicted referred among frames whose predicted
+    mask is non-empty (`ref_mask`) and empty (`ref_empty`): how much the moment head follows the language path's
+    mask rather than the sentence."""
+    from rvos.data.spans import holds
+    from rvos.evaluate.jf import frame_jf
+    from rvos.evaluate.units import expression_units, gt_mask
+
+    acc: dict = {}
+    for r in records:
+        exps = {e.exp_id: e for e in r.expressions}
+        for unit in expression_units(r):
+            e, k = exps[unit.key], kinds[(r.video_id, unit.key)]
+            spans = source.spans(r.video_id, unit.key)  # None: the model has no moment head
+            for t in unit.frames:
+                pred = source.mask(r.video, unit, t)
+                if unit.obj_ids:
+                    jf = sum(frame_jf(pred, gt_mask(r, unit, t))) / 2
+                else:
+                    jf = float(not pred.any())
+                side = "in" if (e.spans is None or holds(e.spans, t)) and e.positive else "out"
+                full = bool(pred.any())
+                parts = [(f"{side}:jf", jf), (f"{side}:mask", full)]
+                if spans is not None:
+                    ref = any(s <= t < x for s, x in spans)
+                    parts += [(f"{side}:ref", ref), ("ref_mask" if full else "ref_empty", ref)]
+                for key, v in parts:
+                    a = acc.setdefault(k, {}).setdefault(key, [0.0, 0])
+                    a[0] += float(v)
+                    a[1] += 1
+    return {k: {key: s / n for key, (s, n) in d.items()} | {f"n:{side}": d.get(f"{side}:jf", [0, 0])[1]
+                                                           for side in ("in", "out")} for k, d in acc.items()}
 
 
 class OracleMoment(torch.nn.Module):
@@ -162,9 +211,7 @@ class OracleMoment(torch.nn.Module):
 
 def score_oracle(model, test, kinds: dict, eval_size) -> dict:
     """The MeViS-protocol scores of MDP routed by the annotated spans (see OracleMoment)."""
-    from rvos.evaluate import evaluate_predictions
-    from rvos.evaluate.predictions import MemoryPredictions
-    from rvos.infer.records import RlePredictions, predict_records
+    from rvos.infer.records import RlePredictions
 
     keep = (lambda r, e: kinds[(r.video_id, e.exp_id)] in KINDS) if kinds else (lambda r, e: True)
     moment, rles, spans = model.moment, {}, {}
@@ -183,8 +230,12 @@ def score_oracle(model, test, kinds: dict, eval_size) -> dict:
     merged = RlePredictions(rles)
     scored = [replace(r, expressions=[e for e in r.expressions if keep(r, e)]) for r in test]
     scored = [r for r in scored if r.expressions]
-    s = evaluate_predictions(scored, MemoryPredictions(merged, spans=spans), "all-frames").summary
-    return {"J&F": s["J&F"], "J": s["J"], "F": s["F"]}
+    source = MemoryPredictions(merged, spans=spans)
+    s = evaluate_predictions(scored, source, "all-frames").summary
+    out = {"J&F": s["J&F"], "J": s["J"], "F": s["F"]}
+    if kinds:
+        out["breakdown"] = breakdown(scored, source, kinds)
+    return out
 
 
 def train_and_score(args, base, row: str, seed: int, train, test, kinds, cache, run_dir: Path) -> dict:
@@ -193,6 +244,7 @@ def train_and_score(args, base, row: str, seed: int, train, test, kinds, cache, 
     trainer = Trainer(cfg, run_dir, records=train, features=cache, hooks=[LogHook()])
     last = trainer.fit()
     train_s = time.perf_counter() - t0
+    trainer.save()  # compact (frozen encoders left out): RUN/checkpoints/last.pt, for later diagnosis
     t0 = time.perf_counter()
     out = {**score(trainer.model, test, kinds, args.eval_size, None), "final_loss": last.get("loss"),
            "final_parts": last, "train_s": train_s, "s_per_step": train_s / max(args.steps, 1)}
@@ -254,6 +306,17 @@ def aggregate(results: dict, row: str, sub: str | None = None) -> dict | None:
     return out
 
 
+def mean_breakdown(results: dict, row: str, sub: str | None) -> dict:
+    """The runs' `breakdown` dicts of one row (or sub-scoring), averaged key by key."""
+    runs = [r if sub is None else r.get(sub) for k, r in results.items() if k.split("|")[0] == row]
+    runs = [r["breakdown"] for r in runs if r is not None and "breakdown" in r]
+    out: dict = {}
+    for kind in {k for b in runs for k in b}:
+        keys = {c for b in runs for c in b.get(kind, {})}
+        out[kind] = {c: statistics.mean(b[kind][c] for b in runs if c in b.get(kind, {})) for c in keys}
+    return out
+
+
 def pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
@@ -280,6 +343,22 @@ def print_tables(args, results: dict) -> None:
                 if (a := aggregate(results, r)) is not None]
         print("\ntemporal IoU of the predicted spans by kind (%)")
         print(markdown_table(header, rows))
+        cols = [("partial", "in:jf"), ("partial", "out:jf"), ("partial", "in:ref"), ("partial", "out:ref"),
+                ("motion", "out:jf"), ("absent", "out:jf"), ("absent", "out:ref"), ("absent", "ref_mask"),
+                ("absent", "ref_empty")]
+        header = ["setting", *(f"{k} {c}" for k, c in cols)]
+        rows = []
+        for row in args.rows:
+            for sub, suffix in ((None, ""), ("language_only", ", language path everywhere"),
+                                ("oracle_moments", ", MDP routed by the annotated spans")):
+                b = mean_breakdown(results, row, sub)
+                if b:
+                    rows.append((ROWS[row][0] + suffix, *(pct(b.get(k, {}).get(c)) for k, c in cols)))
+        if rows:
+            print("\nframes split by the annotated spans (%; in = the sentence holds, out = the other scored frames; "
+                  "jf = frame J&F, ref = predicted referred, ref_mask / ref_empty = predicted referred among frames "
+                  "with a non-empty / empty predicted mask)")
+            print(markdown_table(header, rows))
 
 
 def main(argv=None) -> int:

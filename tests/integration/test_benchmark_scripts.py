@@ -105,3 +105,7 @@ def test_tgl_table_smoke():
         jf, j, f = (float(v) for v in r[1:4])
         assert 0 <= j <= 100 and 0 <= f <= 100 and abs(jf - (j + f) / 2) <= 0.1 and r[-1] == "1"
     assert table_rows(out, "| setting | tIoU motion | tIoU partial | tIoU multi | tIoU absent |")
+    split = table_rows(out, "| setting | partial in:jf | partial out:jf | partial in:ref | partial out:ref | motion out:jf "
+                            "| absent out:jf | absent out:ref | absent ref_mask | absent ref_empty |")
+    assert [r[0] for r in split] == [r[0] for r in rows]
+    assert split[0][7] == "-" and split[1][7] != "-"  # absent out:ref: only a model with a moment head predicts spans
