@@ -109,3 +109,26 @@ def test_tgl_table_smoke():
                             "| absent out:jf | absent out:ref | absent ref_mask | absent ref_empty |")
     assert [r[0] for r in split] == [r[0] for r in rows]
     assert split[0][7] == "-" and split[1][7] != "-"  # absent out:ref: only a model with a moment head predicts spans
+
+
+def test_tgl_diagnose_smoke(tmp_path):
+    """OSS changes only single-object partial clips that show none of the span, never a frame the MDP language loss
+    reads; the propagation probe runs on a checkpoint that tgl_table keeps."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    run_script("tgl_table.py", "--smoke", "--rows", "mdp", "--data", str(data), "--out", str(out))
+    ckpt = out / "runs" / "mdp_seed0_steps3" / "checkpoints" / "last.pt"
+    assert ckpt.is_file()
+    text = run_script("tgl_diagnose.py", "--data", str(data), "--oss", "--propagation", str(ckpt))
+    cols = "| kind | clips | clips changed | frames | frames changed | changed frames in the MDP language loss " \
+           "| target pixels | target pixels removed |"
+    rows = {r[0]: [float(v) for v in r[1:]] for r in table_rows(text, cols)}
+    assert rows["all"][0] == sum(v[0] for k, v in rows.items() if k != "all") > 0
+    for kind, (clips, changed, frames, fchanged, in_loss, pixels, removed) in rows.items():
+        assert in_loss == 0 and removed <= pixels and fchanged <= frames and changed <= clips
+        if kind not in ("partial", "all"):
+            assert changed == 0, kind
+    prop = table_rows(text, "| mask from | frames | J | F | J&F |") if "| mask from |" in text else []
+    for r in prop:
+        assert 0 <= float(r[2]) <= 1 and 0 <= float(r[3]) <= 1
+    track = table_rows(text, "| frames after | frames | propagation J | propagation F | copy J | copy F |")
+    assert track and track[-1][0] == "all" and all(0 <= float(v) <= 1 for v in track[-1][2:])
