@@ -1,12 +1,13 @@
 """Peak memory when segmenting a long video: it must not grow with the number of frames.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/infer_memory.py [--frames 1000] [--model tiny|lite0] [--head single|multi]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/infer_memory.py [--frames 1000] [--model tiny|lite0] [--head single|multi|objects]
 
 Writes a synthetic mp4 (a bright square moving over noise, 240x427 by default) to a temp folder, segments it
 with every writer on (palette PNGs, overlay MP4, RLE JSON) and prints the process's peak RSS (VmHWM) and current
 RSS (VmRSS), read from /proc/self/status, after 100, 500 and 1000 frames. `--model tiny` (default) is the tiny
 vision/text encoders with random weights: the memory of the pipeline, quickly; `lite0` is EfficientNet-Lite0 +
-MiniLM. `--head multi` exercises the two-pass path (per-query logits spilled to disk)."""
+MiniLM. `--head multi` exercises the two-pass path (per-query logits spilled to disk); `--head objects` the
+object-centric video-level path (object masks spilled in pass 1, the referrer over the whole video, then pass 2)."""
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--size", default="240x427", help="HxW of the synthetic video")
     ap.add_argument("--model", choices=("tiny", "lite0"), default="tiny")
-    ap.add_argument("--head", choices=("single", "multi"), default="single")
+    ap.add_argument("--head", choices=("single", "multi", "objects"), default="single")
     ap.add_argument("--window", type=int, default=8)
     args = ap.parse_args()
     torch.manual_seed(0)

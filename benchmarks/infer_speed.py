@@ -2,6 +2,7 @@
 of the backbone alone, at 480x854 and 360x640; one frame per encode call vs batches of 5.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/infer_speed.py [--frames 10] [--runs 5] [--vision efficientnet_lite0]
+        [--head single|multi|objects]
 
 Default model: EfficientNet-Lite0 + MiniLM (pretrained weights when installed; --random for random weights), one
 sentence. Median of `--runs` runs of `--frames` frames, after one warm-up run; the modes are timed in interleaved rounds. Target: end to end >= 70% of the
@@ -55,13 +56,17 @@ def main() -> None:
     ap.add_argument("--random", action="store_true", help="random weights instead of the pretrained ones")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--sizes", default="480x854,360x640")
+    ap.add_argument("--head", default="single", choices=("single", "multi", "objects"),
+                    help="objects: the object-centric model (objects per frame, online tracks, the referrer once per "
+                         "sentence, masks in a second pass)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(vision=args.vision, text=args.text, vision_pretrained=not args.random)).eval()
+    model = build_model(ModelConfig(vision=args.vision, text=args.text, vision_pretrained=not args.random,
+                                    head=args.head)).eval()
     n = args.frames
-    print(f"model {args.vision} + {args.text} ({'random' if args.random else 'pretrained'} weights), "
+    print(f"model {args.vision} + {args.text}, head {args.head} ({'random' if args.random else 'pretrained'} weights), "
           f"{torch.get_num_threads()} threads, median of {args.runs} runs of {n} frames")
     print(f"{'input':>9} | {'mode':<32} | {'ms/frame':>8} | {'FPS':>6}")
     for size in args.sizes.split(","):

@@ -16,7 +16,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("eval",), "rvos.evaluate.command", "score predictions (PNG folder, RLE JSON or a checkpoint) with a benchmark protocol"),
     (("train",), "rvos.train.command", "train a model from a YAML config with key=value overrides"),
     (("segment",), "rvos.infer.command", "segment the object a sentence refers to in any video"),
+    (("app",), "rvos.app.command", "the web demo: upload a video, type sentences, see the overlay and download masks"),
     (("demo",), "rvos.demo", "the end-to-end run on the synthetic benchmark: generate, train, evaluate, segment"),
+    (("augment",), "rvos.augment.command", "WSRVOS expression augmentation: positives, hard negatives, filter -> JSONL"),
 ]
 
 

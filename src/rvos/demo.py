@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from rvos.data.synth import generate
     from rvos.infer.model_eval import evaluate_model_protocols
     from rvos.train.checkpoint import checkpoint_path
-    from rvos.train.loop import Trainer
+    from rvos.train.loop import train
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -70,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if final.is_file():
         print(f"[2/5] training: already done ({final}); delete it to train again")
     else:
-        trainer = Trainer(cfg, out, resume=checkpoint_path(out).is_file())  # Trainer.resume checks the checkpoint
-        trainer.fit()
-        if trainer.dist.main:
+        resume = checkpoint_path(out).is_file() or checkpoint_path(out / "objects").is_file()
+        train(cfg, out, resume=resume)  # a killed demo continues (both phases of the objects method)
+        if int(os.environ.get("RANK", "0")) == 0:
             shutil.copyfile(checkpoint_path(out), final.with_suffix(".tmp"))
             final.with_suffix(".tmp").replace(final)
     times["train"] = time.perf_counter() - t0

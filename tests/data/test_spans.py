@@ -137,6 +137,37 @@ def test_oss_targets_only_the_objects_referred_within_the_clip():
         pytest.fail("frame 4 was never sampled")
 
 
+def test_oss_with_instances_refers_to_the_objects_referred_within_the_clip():
+    """Object-centric targets (data.clip.instances) under OSS: every object is still drawn, and `refers` marks
+    the same objects as the union target (those the expression refers to within the clip)."""
+    rec = two_car_record()
+    base = dict(num_frames=3, size=None, augment=False, negatives=False, instances=True)
+    for oss in (False, True):
+        ds = ClipDataset([rec], ClipConfig(**base, oss=oss))
+        seen = set()
+        for epoch in range(8):
+            ds.set_epoch(epoch)
+            s = ds[0]
+            idx = s.frame_index.tolist()
+            assert s.instance_ids == [1, 2] and set(s.instances.unique().tolist()) == {0, 1, 2}
+            want = [True, True] if not oss else [any(t < 4 for t in idx), any(t >= 5 for t in idx)]
+            assert s.refers.tolist() == want, (oss, idx)
+            seen.add(tuple(want))
+        if oss:
+            assert len(seen) > 1  # windows on either side of the spans were sampled
+    batch = collate([ds[0], ds[0]])
+    assert batch.refers.shape == (2, 2) and batch.span_known.tolist() == [True, True]
+
+
+def test_tgl_parts_refused_with_the_objects_head():
+    from rvos.errors import ConfigError
+    from rvos.models.config import ModelConfig
+
+    for part in ("moment", "propagation"):
+        with pytest.raises(ConfigError, match="head='objects'"):
+            ModelConfig(vision="tiny", text="tiny", head="objects", **{part: True})
+
+
 def test_moment_sampling_straddles_a_span_boundary():
     rng = np.random.default_rng(0)
     inside = {t for s, e in [(6, 9)] for t in range(s, e)}

@@ -132,3 +132,17 @@ def test_tgl_diagnose_smoke(tmp_path):
         assert 0 <= float(r[2]) <= 1 and 0 <= float(r[3]) <= 1
     track = table_rows(text, "| frames after | frames | propagation J | propagation F | copy J | copy F |")
     assert track and track[-1][0] == "all" and all(0 <= float(v) <= 1 for v in track[-1][2:])
+
+
+def test_wsrvos_tables_smoke():
+    """WSRVOS vs full vs mask_box and the ablation, tiny everything: one row per run, the text rows at 0 s of
+    annotation and the mask regimes above it, the same sentences for every row."""
+    out = run_script("wsrvos_tables.py", "--smoke", "--tables", "main", "--runs", "wsrvos", "wsrvos_rules",
+                     "wsrvos_masks", "full", "mask_box")
+    assert out.startswith("command: ") and "wsrvos_tables.py --smoke" in out.splitlines()[0]
+    assert re.search(r"aug_dataset\.jsonl: \d+ expressions augmented", out) and "aug_rules.jsonl" in out
+    rows = table_rows(out, "| setting | regime | ann. s | sentences | J&F | J | F | runs |")
+    assert [r[1] for r in rows] == ["text", "text", "text", "full", "mask_box"]
+    seconds = [float(r[2].replace(",", "")) for r in rows]
+    assert seconds[0] == seconds[1] == seconds[2] == 0 and seconds[3] > seconds[4] > 0
+    assert len({r[3] for r in rows}) == 1 and all(0 <= float(r[4]) <= 100 for r in rows)

@@ -26,6 +26,15 @@ class Batch:
     frame_index: torch.Tensor  # long [B, T], frame positions in the source video
     features: Optional[list[torch.Tensor]] = None  # cached visual features per level (C2..C5), [B, T, C_l, H_l, W_l]
     span_known: Optional[torch.Tensor] = None  # bool [B], the sentence's spans are annotated (in_span is not a default)
+    # every object of the video (data.clip.instances=true; object-centric models), K padded per batch:
+    instances: Optional[torch.Tensor] = None  # long [B, T, H, W], 0 = no object, k + 1 = object k
+    instance_known: Optional[torch.Tensor] = None  # bool [B, T, K], object k has a mask target in frame t
+    refers: Optional[torch.Tensor] = None  # bool [B, K], the sentence refers to object k
+    instance_ids: Optional[torch.Tensor] = None  # long [B, K], object ids (-1 = padding)
+    # WSRVOS text supervision, B lists of sentences each (flipped clips have them mirrored like `text`):
+    positives: Optional[list[list[str]]] = None  # augmented positives of the clip's expression
+    negatives: Optional[list[list[str]]] = None  # its hard negatives (category, attribute or action changed)
+    others: Optional[list[list[str]]] = None  # the video's expressions that refer to none of the clip's objects
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         out = {}

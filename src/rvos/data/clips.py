@@ -18,7 +18,8 @@ Temporal grounding (TGL, paper 003; spans from rvos.data.spans, kept by the `spa
 - `oss=True` (object-level selective supervision): the target of a clip is the union of only the referred objects
   the expression refers to in at least one of the clip's frames (`spans.objects_in`); the others are background
   in that clip, as every unreferred object is. A clip that shows none of them has an empty target (the item stays
-  positive: the expression does refer to something elsewhere in the video).
+  positive: the expression does refer to something elsewhere in the video). With `instances`, `refers` marks
+  the same objects (those referred within the clip).
 `in_span` marks the frames where the sentence holds and `span_known` whether the expression's spans are annotated
 (otherwise `in_span` is all True by convention).
 
@@ -54,6 +55,7 @@ class ClipConfig:
     negatives: bool = True  # keep negative (no-target) expressions as items
     keep_mask_frame: bool = False  # every clip holds one of the expression's mask frames, when it has any (weak regimes)
     oss: bool = False  # TGL object-level selective supervision: target = the objects referred within the clip
+    instances: bool = False  # also carry every object's mask (Batch.instances), for object-centric models
     seed: int = 0
 
     def validate(self) -> None:
@@ -88,6 +90,13 @@ class ClipSample:
     flipped: bool = False
     features: Optional[list[torch.Tensor]] = None  # per level [T, C_l, H_l, W_l]
     span_known: bool = False  # the expression's spans are annotated (else in_span is all True)
+    instances: Optional[torch.Tensor] = None  # long [T, H, W]: 0 = no object, k + 1 = the k-th of instance_ids
+    instance_known: Optional[torch.Tensor] = None  # bool [T, K]: object k has a mask target in frame t
+    refers: Optional[torch.Tensor] = None  # bool [K]: the sentence refers to object k
+    instance_ids: Optional[list[int]] = None  # K object ids of the video, sorted
+    positives: list[str] = field(default_factory=list)  # the expression's augmented positives (WSRVOS)
+    negatives: list[str] = field(default_factory=list)  # its hard negatives
+    others: list[str] = field(default_factory=list)  # expressions of the video referring to none of its objects
 
 
 def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +178,13 @@ class ClipDataset(torch.utils.data.Dataset):
         target = exp
         if self.cfg.oss and exp.positive:  # OSS: only the objects referred within this clip are targets
             target = replace(exp, obj_ids=objects_in(exp, idx[valid]))
-        clip = self._augment(self.load_clip(rec, target, idx), rng)
+        clip = self.load_clip(rec, target, idx)
+        known = None
+        if self.cfg.instances:
+            ids = sorted(rec.tracks)
+            clip, known = replace(clip, instances=instance_map(rec, ids, idx, clip.size)), instance_kinds(rec, ids, idx)
+        clip = self._augment(clip, rng, mirror=self.features is None or not hasattr(self.features, "has_mirror")
+                             or self.features.has_mirror(rec.video_id))
         h, w = clip.size
         boxes = np.nan_to_num(clip.boxes / np.array([w, h, w, h], np.float32), nan=0.0)
         present = clip.present()
@@ -178,6 +193,8 @@ class ClipDataset(torch.utils.data.Dataset):
         feats = None
         if self.features is not None:
             feats = self.features.lookup(rec.video_id, [int(i) for i in idx], clip.flipped)
+        side = tf.swap_left_right if clip.flipped else (lambda s: s)  # the texts read as the (mirrored) frames
+        others = [e.text for e in rec.expressions if e is not exp and not set(e.obj_ids) & set(exp.obj_ids)]
         return ClipSample(
             frames=torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div_(255.0),  # [T, 3, H, W]
             target_kind=torch.from_numpy(clip.kinds.astype(np.int64)),
@@ -185,9 +202,15 @@ class ClipDataset(torch.utils.data.Dataset):
             present=torch.from_numpy(present), valid=torch.from_numpy(valid), in_span=torch.from_numpy(in_span),
             positive=exp.positive, text=clip.text, video_id=rec.video_id, exp_id=exp.exp_id,
             frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats,
-            span_known=spans is not None)
+            span_known=spans is not None,
+            positives=[side(t) for t in exp.augmented_positives], negatives=[side(t) for t in exp.hard_negatives],
+            others=[side(t) for t in dict.fromkeys(others) if t != exp.text],
+            **({} if known is None else dict(
+                instances=torch.from_numpy(clip.instances.astype(np.int64)), instance_known=torch.from_numpy(known),
+                refers=torch.tensor([o in target.obj_ids for o in ids], dtype=torch.bool), instance_ids=ids)))
 
-    def _augment(self, clip: tf.Clip, rng: np.random.Generator) -> tf.Clip:
+    def _augment(self, clip: tf.Clip, rng: np.random.Generator, mirror: bool = True) -> tf.Clip:
+        """`mirror`: the video may be flipped (with a feature cache: only videos whose mirror image is cached)."""
         cfg = self.cfg
         if cfg.augment and self.features is None:
             if cfg.resize_shorter:
@@ -196,7 +219,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 clip = tf.random_crop(clip, cfg.crop_min_scale, rng)
         if cfg.size is not None:
             clip = tf.resize(clip, *cfg.size)
-        if cfg.augment and rng.random() < cfg.flip_prob:
+        if cfg.augment and rng.random() < cfg.flip_prob and mirror:
             clip = tf.hflip(clip)
         if cfg.augment and cfg.photometric > 0 and self.features is None:
             clip = tf.photometric(clip, rng, cfg.photometric)
@@ -241,6 +264,40 @@ class ClipDataset(torch.utils.data.Dataset):
         return tf.Clip(frames=frames, masks=masks, boxes=boxes, kinds=kinds, text=exp.text)
 
 
+def instance_map(rec: VideoRecord, ids: list[int], idx: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """int16 [T, H, W]: k + 1 where object ids[k] has a MASK target (later objects drawn over earlier ones)."""
+    out = np.zeros((len(idx), *size), np.int16)
+    for k, oid in enumerate(ids):
+        for j, i in enumerate(idx):
+            tg = rec.tracks[oid].targets[i]
+            if tg.kind == TargetKind.MASK:
+                m = tg.load_mask()
+                if m.shape != tuple(size):
+                    raise DatasetError(f"video {rec.video_id!r} frame {i}: mask of object {oid} has size {m.shape} "
+                                       f"for a frame of size {tuple(size)}")
+                out[j][m] = k + 1
+    return out
+
+
+def instance_kinds(rec: VideoRecord, ids: list[int], idx: np.ndarray) -> np.ndarray:
+    """bool [T, K]: object ids[k] has a MASK target in frame idx[t]."""
+    return np.array([[rec.tracks[o].targets[i].kind == TargetKind.MASK for o in ids] for i in idx], bool).reshape(len(idx), len(ids))
+
+
+def _pad_instances(samples: Sequence[ClipSample]) -> dict:
+    """Batch fields of the instance targets, K padded to the batch's largest (padding: id -1, never known)."""
+    k = max(len(s.instance_ids) for s in samples)
+    known = torch.zeros(len(samples), samples[0].instances.shape[0], k, dtype=torch.bool)
+    refers = torch.zeros(len(samples), k, dtype=torch.bool)
+    ids = torch.full((len(samples), k), -1, dtype=torch.long)
+    for b, s in enumerate(samples):
+        n = len(s.instance_ids)
+        known[b, :, :n], refers[b, :n] = s.instance_known, s.refers
+        ids[b, :n] = torch.tensor(s.instance_ids, dtype=torch.long)
+    return {"instances": torch.stack([s.instances for s in samples]), "instance_known": known, "refers": refers,
+            "instance_ids": ids}
+
+
 def collate(samples: Sequence[ClipSample]) -> Batch:
     """Stack B ClipSamples (same T, H, W) into a Batch."""
     if not samples:
@@ -257,4 +314,7 @@ def collate(samples: Sequence[ClipSample]) -> Batch:
                  positive=torch.tensor([s.positive for s in samples], dtype=torch.bool),
                  text=[s.text for s in samples], video_ids=[s.video_id for s in samples],
                  exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats,
-                 span_known=torch.tensor([s.span_known for s in samples], dtype=torch.bool))
+                 span_known=torch.tensor([s.span_known for s in samples], dtype=torch.bool),
+                 positives=[list(s.positives) for s in samples], negatives=[list(s.negatives) for s in samples],
+                 others=[list(s.others) for s in samples],
+                 **(_pad_instances(samples) if samples[0].instances is not None else {}))

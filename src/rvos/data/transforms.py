@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -50,6 +51,7 @@ class Clip:
     kinds: np.ndarray  # int64 [T], TargetKind per frame
     text: str
     flipped: bool = False
+    instances: Optional[np.ndarray] = None  # int16 [T, H, W] label map of every object (0 = none), or None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,7 +80,9 @@ def resize(clip: Clip, height: int, width: int) -> Clip:
     frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in clip.frames])
     masks = np.stack([cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) for m in clip.masks]) > 0
     scale = np.array([width / w, height / h, width / w, height / h], dtype=np.float32)
-    return _refresh_mask_boxes(replace(clip, frames=frames, masks=masks, boxes=clip.boxes * scale))
+    inst = None if clip.instances is None else np.stack(
+        [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in clip.instances])
+    return _refresh_mask_boxes(replace(clip, frames=frames, masks=masks, boxes=clip.boxes * scale, instances=inst))
 
 
 def random_resize(clip: Clip, shorter_sides: list[int], rng: np.random.Generator, max_longer: int = 0) -> Clip:
@@ -99,7 +103,9 @@ def crop(clip: Clip, y0: int, x0: int, height: int, width: int) -> Clip:
     boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
     gone = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     boxes[gone] = np.nan
-    return _refresh_mask_boxes(replace(clip, frames=np.ascontiguousarray(frames), masks=np.ascontiguousarray(masks), boxes=boxes))
+    inst = None if clip.instances is None else np.ascontiguousarray(clip.instances[:, y0:y0 + height, x0:x0 + width])
+    return _refresh_mask_boxes(replace(clip, frames=np.ascontiguousarray(frames), masks=np.ascontiguousarray(masks),
+                                       boxes=boxes, instances=inst))
 
 
 def random_crop(clip: Clip, min_scale: float, rng: np.random.Generator, tries: int = 10) -> Clip:
@@ -124,7 +130,8 @@ def hflip(clip: Clip) -> Clip:
     boxes[:, 0], boxes[:, 2] = w - clip.boxes[:, 2], w - clip.boxes[:, 0]
     return replace(clip, frames=np.ascontiguousarray(clip.frames[:, :, ::-1]),
                    masks=np.ascontiguousarray(clip.masks[:, :, ::-1]), boxes=boxes,
-                   text=swap_left_right(clip.text), flipped=not clip.flipped)
+                   text=swap_left_right(clip.text), flipped=not clip.flipped,
+                   instances=None if clip.instances is None else np.ascontiguousarray(clip.instances[:, :, ::-1]))
 
 
 def photometric(clip: Clip, rng: np.random.Generator, strength: float = 0.2) -> Clip:

@@ -16,6 +16,11 @@ absent-object expressions, e.g. the synthetic benchmark's), "pairing" (the pairi
 `PRED/<video>/neg-<source video>-<exp_id>/<frame>.png` (or those keys in an RLE JSON) for the same seed:
 `rvos eval --checkpoint C --protocol r2 --r2-seed S --save-predictions PRED` writes exactly that layout.
 With --checkpoint, a model whose presence head was not trained (r2vos with consensus: false) is not gated.
+
+`--submission ytvos|mevis OUT.zip` (with --checkpoint) writes the zip the benchmark's server takes
+(`rvos.infer.submission`: `Annotations/<video>/<exp_id>/<frame>.png` for Ref-YouTube-VOS, the video folders
+at the top for MeViS) with every expression of the split, no-target ones included. Where the split has ground
+truth it is also scored, over those same expressions: `rvos eval OUT.zip --dataset ROOT` gives the same numbers.
 """
 from __future__ import annotations
 
@@ -50,7 +55,8 @@ def r2_eval_records(records, negatives: str = "both", seed: int = 0) -> list:
 def check_r2_predictions(records, predictions, seed: int) -> None:
     """A clear error when a prediction folder / RLE JSON lacks the pairing's negatives (rather than a missing
     PNG deep in scoring): they are named `neg-<source video>-<exp_id>` and depend on the --r2-seed."""
-    from rvos.evaluate.predictions import ExpressionFolderPredictions, PaletteFolderPredictions, RLEJsonPredictions
+    from rvos.evaluate.predictions import (ExpressionFolderPredictions, PaletteFolderPredictions, RLEJsonPredictions,
+                                           ZipPredictions)
 
     if isinstance(predictions, PaletteFolderPredictions):
         raise ConfigError("the r2 protocol needs expression-level predictions (PRED/<video>/<exp_id>/<frame>.png or "
@@ -64,6 +70,8 @@ def check_r2_predictions(records, predictions, seed: int) -> None:
                 ok = (predictions.root / r.video_id / e.exp_id).is_dir()
             elif isinstance(predictions, RLEJsonPredictions):
                 ok = (r.video_id, e.exp_id) in predictions.entries
+            elif isinstance(predictions, ZipPredictions):
+                ok = (r.video_id, e.exp_id) in predictions.expressions
             else:
                 ok = True
             if not ok:
@@ -76,7 +84,8 @@ def check_r2_predictions(records, predictions, seed: int) -> None:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pred", type=Path, nargs="?", default=None, help="folder of predicted PNGs or an RLE .json")
+    parser.add_argument("pred", type=Path, nargs="?", default=None,
+                        help="folder of predicted PNGs, an RLE .json or a submission .zip")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="instead of PRED: segment every expression of the split with this model, then score")
     parser.add_argument("--device", default="cpu", help="with --checkpoint: cpu, cuda or cuda:N")
@@ -85,6 +94,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="with --checkpoint of a model with a presence head: judged present when sigmoid(A) >= this")
     parser.add_argument("--save-predictions", type=Path, default=None,
                         help="with --checkpoint: also write the predicted PNGs (OUT/<video>/<exp_id>/<frame>.png)")
+    parser.add_argument("--submission", nargs=2, metavar=("FORMAT", "OUT.zip"), default=None,
+                        help="with --checkpoint: write the benchmark's submission zip, FORMAT ytvos (Ref-YouTube-VOS) "
+                             "or mevis (MeViS), with every expression of the split")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset root (ground truth)")
     parser.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, help="dataset layout (default: detect)")
     parser.add_argument("--split", default=None, help="dataset split (default: the layout's evaluation split)")
@@ -108,12 +120,22 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give either PRED (predicted PNGs or an RLE JSON) or --checkpoint, not both or neither")
     layout = detect_layout(args.dataset) if args.layout == "auto" else args.layout
     protocol = args.protocol or DEFAULT_PROTOCOL.get(layout, "all-frames")
+    if args.submission is not None:
+        return _run_submission(args, layout, protocol, start)
     if args.checkpoint is not None:
         from rvos.infer.command import gate_for_config, load_model
         from rvos.infer.model_eval import evaluate_model
 
         model, cfg = load_model(args.checkpoint, args.device)  # fail on a bad checkpoint before reading the dataset
+        from rvos.infer.model_info import checkpoint_lines, same_data_note
+        from rvos.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        print("\n".join(checkpoint_lines(args.checkpoint, ckpt=ckpt)))  # what the model was trained on
         records = open_dataset(args.dataset, layout, args.split)
+        note = same_data_note(ckpt, args.dataset, records)
+        if note:
+            print(note)
         if protocol == "r2":
             records = r2_eval_records(records, args.r2_negatives, args.r2_seed)
         gate = gate_for_config(cfg)
@@ -133,5 +155,47 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         paths = result.write(args.out)
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    print(f"evaluated {len(records)} videos in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _run_submission(args: argparse.Namespace, layout: str, protocol: str, start: float) -> int:
+    """`--checkpoint C --submission FORMAT OUT.zip`: predict every expression of the split into the zip; score
+    them where the split has ground truth."""
+    from rvos.data.readers import DEFAULT_SPLIT, open_dataset
+    from rvos.evaluate.predictions import MemoryPredictions
+    from rvos.evaluate.protocols import evaluate_predictions
+    from rvos.infer.command import gate_for_config, load_model
+    from rvos.infer.records import predict_records
+    from rvos.infer.submission import SubmissionZip, has_ground_truth, submission_layout, submission_records
+
+    name, out = args.submission[0], Path(args.submission[1])
+    sub_layout = submission_layout(name)  # a bad FORMAT fails before the model loads
+    if args.checkpoint is None:
+        raise ConfigError("--submission needs --checkpoint: it writes the zip from the model's predictions")
+    if protocol == "r2":
+        raise ConfigError("--submission holds the split's own expressions; it does not combine with --protocol r2")
+    if args.save_predictions is not None:
+        raise ConfigError("--submission writes the predictions into OUT.zip; leave out --save-predictions")
+    model, cfg = load_model(args.checkpoint, args.device)
+    split = args.split or DEFAULT_SPLIT[layout]
+    records = submission_records(open_dataset(args.dataset, layout, args.split), args.dataset, name, split)
+    gate = gate_for_config(cfg)
+    with SubmissionZip(out, name) as sub:
+        preds = predict_records(model, records, sinks=sub.sinks, device=args.device, progress=True, gate=gate,
+                                threshold=args.threshold, presence_threshold=args.presence_threshold)
+    print(f"wrote {out}: {sub_layout.benchmark} submission, {len(records)} videos, {sub.expressions} expressions, "
+          f"{sub.pngs} PNGs (upload it to {sub_layout.server})")
+    if has_ground_truth(records):
+        source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence))
+        result = evaluate_predictions(records, source, protocol, workers=args.workers)
+        print(f"scored like the zip (every expression, no-target ones included; `rvos eval {out} --dataset "
+              f"{args.dataset}` reads it back):")
+        print(result.report())
+        if args.out is not None:
+            paths = result.write(args.out)
+            print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    else:
+        print(f"split {split!r} has no public ground truth: only the server can score it")
     print(f"evaluated {len(records)} videos in {time.perf_counter() - start:.2f} s")
     return 0

@@ -16,11 +16,18 @@ On-disk layouts (`open_predictions` tells them apart):
   (false makes every mask empty: a gated "the object is not in this video") and `spans` (half-open frame
   intervals where the sentence holds, for the grounding protocol) are optional. The short form
   {"<video>": {"<exp_id>": {"<frame>": RLE or null}}} (no "masks" key) is accepted too.
+- a benchmark submission zip (`*.zip`), expression level: `[<folder>/]<video>/<exp_id>/<frame>.png`, e.g.
+  `Annotations/...` (Ref-YouTube-VOS) or the video folders at the top (MeViS); every PNG in it must sit under
+  the same folder. Non-zero pixels are foreground. `rvos eval --checkpoint C --submission ytvos|mevis OUT.zip`
+  writes them (`rvos.infer.submission`).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import threading
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
@@ -229,14 +236,66 @@ class RLEJsonPredictions(Predictions):
         return None if raw is None else [(int(s), int(e)) for s, e in raw]
 
 
+class ZipPredictions(Predictions):
+    """A submission zip, `[<folder>/]<video>/<exp_id>/<frame>.png` (see the module docstring); PNGs are read
+    from the zip when asked for (from several scoring threads: reads are serialised, decoding is not)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            self.zf = zipfile.ZipFile(self.path)
+        except FileNotFoundError:
+            raise DatasetError(f"missing prediction zip: {self.path}") from None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DatasetError(f"not a readable zip file: {self.path} ({e})") from None
+        self.members: dict[tuple[str, str, str], str] = {}
+        prefixes = set()
+        for name in self.zf.namelist():
+            parts = name.split("/")
+            if not name.lower().endswith(".png") or parts[0] == "__MACOSX" or parts[-1].startswith("."):
+                continue
+            if len(parts) < 3:
+                raise DatasetError(f"{self.path}: {name} is not <video>/<exp_id>/<frame>.png (a submission zip holds "
+                                   "one folder per expression inside one folder per video)")
+            prefixes.add("/".join(parts[:-3]))
+            self.members[(parts[-3], parts[-2], frame_stem(parts[-1]))] = name
+        if not self.members:
+            raise DatasetError(f"no predictions in {self.path}: expected [Annotations/]<video>/<exp_id>/<frame>.png")
+        if len(prefixes) > 1:
+            raise DatasetError(f"{self.path} mixes PNGs under different folders ({', '.join(sorted(prefixes))}): "
+                               "expected one layout, [<folder>/]<video>/<exp_id>/<frame>.png")
+        self.prefix = prefixes.pop()
+        self.expressions = {(v, e) for v, e, _ in self.members}
+        self._lock = threading.Lock()
+
+    def mask(self, video: Video, unit, frame_index: int) -> np.ndarray:
+        stem = frame_stem(video.frame_names[frame_index])
+        name = self.members.get((video.video_id, str(unit.key), stem))
+        if name is None:
+            where = "/".join(p for p in (self.prefix, video.video_id, str(unit.key), stem + ".png") if p)
+            raise DatasetError(f"{self.path} has no {where}")
+        with self._lock:
+            data = self.zf.read(name)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                arr = np.asarray(im)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DatasetError(f"unreadable PNG {name} in {self.path} ({e})") from None
+        if arr.ndim == 3:
+            arr = arr[..., :3].any(axis=-1)
+        return check_size(arr > 0, video, f"{name} in {self.path}")
+
+
 def open_predictions(path: Path | str) -> Predictions:
-    """A prediction source from a path: `*.json` -> RLE JSON; a folder -> object level when its video folders
-    hold PNGs, expression level when they hold folders."""
+    """A prediction source from a path: `*.json` -> RLE JSON; `*.zip` -> a submission zip; a folder -> object
+    level when its video folders hold PNGs, expression level when they hold folders."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         return RLEJsonPredictions(path)
+    if path.suffix.lower() == ".zip":
+        return ZipPredictions(path)
     if not path.is_dir():
-        raise DatasetError(f"predictions not found: {path} (expected a folder of PNGs or an RLE .json)")
+        raise DatasetError(f"predictions not found: {path} (expected a folder of PNGs, an RLE .json or a submission .zip)")
     for video_dir in sorted(p for p in path.iterdir() if p.is_dir()):
         if any(video_dir.glob("*.png")):
             return PaletteFolderPredictions(path)

@@ -21,9 +21,12 @@ def default_checkpoint() -> Path:
     for c in candidates:
         if c.is_file():
             return c
+    from rvos.infer.model_info import how_to_get_a_real_model
+
     raise ConfigError(
         "no --checkpoint given and no demo model found at " + " or ".join(str(c) for c in candidates)
-        + ": run `make demo` (or `rvos demo`) to train one, or pass --checkpoint PATH"
+        + ": run `make demo` (or `rvos demo`) to train one (a model of synthetic shapes, for trying rvos out), or "
+        "pass --checkpoint PATH.\n" + "\n".join(how_to_get_a_real_model())
     )
 
 
@@ -105,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {args.device} asked for but CUDA is not available; use --device cpu")
     model, cfg = load_model(checkpoint, args.device)
+    from rvos.infer.model_info import checkpoint_lines
+
+    print("\n".join(checkpoint_lines(checkpoint, default=args.checkpoint is None)))  # what the model was trained on
     gate = False if args.no_gate else gate_for_config(cfg)
     out = args.out or Path("segment-out") / video.video_id
     results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,

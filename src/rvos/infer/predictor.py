@@ -156,6 +156,17 @@ class Predictor:
         score_hist: list[list[list[float]]] = [[] for _ in sentences]
         presence = [[] for _ in sentences]  # per sentence: (probability, frames) per window
         try:
+            if getattr(self.model, "video_level", False):  # objects head: decided over whole tracks
+                from rvos.infer.track_predictor import segment_tracks
+
+                spill = LogitSpill(1)
+                segment_tracks(self, video, sentences, results, keep, sinks, spill,
+                               lambda it: _progress(it, self.progress, math.ceil(n / self.window), video.video_id))
+                for k, r in enumerate(results):
+                    r.rles = keep[k]
+                for sink in sinks:
+                    sink.close(results)
+                return results
             for start in _progress(range(0, n, self.window), self.progress, math.ceil(n / self.window), video.video_id):
                 idx = list(range(start, min(n, start + self.window)))
                 frames = [video.frame(i) for i in idx]

@@ -20,7 +20,7 @@ from PIL import Image
 
 from rvos.data.types import Expression, VideoRecord
 from rvos.errors import DatasetError
-from rvos.infer.predictor import Predictor
+from rvos.infer.predictor import FrameSink, Predictor
 from rvos.infer.rle import decode_rle
 from rvos.infer.writers import PaletteSink
 
@@ -76,10 +76,13 @@ class RlePredictions(_Predictions):
 def predict_records(model, records: Sequence[VideoRecord], *, out: Optional[Path | str] = None,
                     split: Optional[str] = None,
                     expressions: Optional[Callable[[VideoRecord, Expression], bool]] = None,
-                    progress: bool = False, **predictor_kwargs) -> _Predictions:
+                    progress: bool = False,
+                    sinks: Optional[Callable[[VideoRecord, list[Expression]], Sequence[FrameSink]]] = None,
+                    **predictor_kwargs) -> _Predictions:
     """Segment every expression (those `expressions(record, exp)` keeps) of every record (of `split`, when
     given). `model` is a model or a ready `Predictor`; other keyword arguments build the Predictor
-    (device, window, threshold, size, amp, gate ...)."""
+    (device, window, threshold, size, amp, gate ...). `sinks(record, expressions)` gives more sinks for a
+    video's masks (in expression order), e.g. a benchmark submission zip (`rvos.infer.submission`)."""
     predictor = model if isinstance(model, Predictor) else Predictor(model, **predictor_kwargs)
     preds = RlePredictions({}) if out is None else PngPredictions(Path(out), {})
     was, predictor.keep_rle = predictor.keep_rle, out is None
@@ -92,17 +95,18 @@ def predict_records(model, records: Sequence[VideoRecord], *, out: Optional[Path
         for record in chosen:
             exps = [e for e in record.expressions if expressions is None or expressions(record, e)]
             if exps:
-                _predict_video(predictor, record, exps, preds)
+                _predict_video(predictor, record, exps, preds, list(sinks(record, exps)) if sinks else [])
     finally:
         predictor.keep_rle = was
     return preds
 
 
-def _predict_video(predictor: Predictor, record: VideoRecord, exps: list[Expression], preds: _Predictions) -> None:
+def _predict_video(predictor: Predictor, record: VideoRecord, exps: list[Expression], preds: _Predictions,
+                   extra: list[FrameSink]) -> None:
     """All expressions of one video in one pass over its frames."""
     vid, names = record.video_id, record.video.frame_names
     png = isinstance(preds, PngPredictions)
-    sinks = [PaletteSink(preds.root / vid, dirs=[e.exp_id for e in exps])] if png else []
+    sinks = ([PaletteSink(preds.root / vid, dirs=[e.exp_id for e in exps])] if png else []) + extra
     results = predictor.segment(record.video, [e.text for e in exps], sinks=sinks)
     for e, r in zip(exps, results):
         preds.scores[(vid, e.exp_id)] = float(np.mean(r.scores))

@@ -39,6 +39,14 @@ class LogitSpill:
             out[t] = np.frombuffer(f.read(plane * 2), dtype=np.float16).reshape(h, w)
         return torch.from_numpy(out.astype(np.float32))
 
+    def read_all(self, k: int, start: int, count: int) -> torch.Tensor:
+        """Every query's logits for frames start..start+count-1 -> float32 [count, Q, h, w]."""
+        q, h, w = self.shape
+        f = self.files[k]
+        f.seek(start * q * h * w * 2)
+        out = np.frombuffer(f.read(count * q * h * w * 2), dtype=np.float16).reshape(count, q, h, w)
+        return torch.from_numpy(out.astype(np.float32))
+
     def cleanup(self) -> None:
         for f in self.files:
             f.close()

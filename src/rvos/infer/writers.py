@@ -107,14 +107,17 @@ class PaletteSink(FrameSink):
 class OverlayVideoSink(FrameSink):
     """MP4 (mp4v) of the masks tinted over the video with the sentences written on it. MPEG-4 needs even
     sizes: an odd height/width gets one black row/column at the bottom/right rather than losing a pixel.
+    `fourcc` picks another codec for the container of `path`: "VP80" with a .webm path gives a video that
+    browsers play (the web demo), which mp4v is not.
     For a model with a moment head (per-frame relevance), each sentence's caption ends in "(referred)" on the
     frames of its predicted spans, and a bar per sentence along the bottom shows the spans (its tint where the
     sentence holds, grey where not, dark for frames not yet decoded) with a tick at the current frame."""
 
     needs_frames = True
 
-    def __init__(self, path: Path | str, fps: Optional[float] = None, alpha: float = 0.5):
+    def __init__(self, path: Path | str, fps: Optional[float] = None, alpha: float = 0.5, fourcc: str = "mp4v"):
         self.path, self.fps, self.alpha, self.writer = Path(path), fps, alpha, None
+        self.fourcc = fourcc
         self.results: list[SegmentResult] = []
 
     def attach(self, results: list[SegmentResult]) -> None:
@@ -126,9 +129,9 @@ class OverlayVideoSink(FrameSink):
         self.size = (video.width, video.height)
         self.even = (video.width + video.width % 2, video.height + video.height % 2)
         fps = float(self.fps or video.fps or 24.0)
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.even)
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), fps, self.even)
         if not self.writer.isOpened():
-            raise RVOSError(f"cannot open an mp4v video writer for {self.path} (OpenCV without an MPEG-4 encoder?)")
+            raise RVOSError(f"cannot open a {self.fourcc} video writer for {self.path} (OpenCV without that encoder?)")
 
     def write(self, index: int, frame: np.ndarray, masks: list[np.ndarray]) -> None:
         if frame.shape[:2] != (self.size[1], self.size[0]):

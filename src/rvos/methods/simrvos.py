@@ -46,6 +46,9 @@ class SimRVOSConfig:
 class SimRVOS(nn.Module):
     def __init__(self, model: nn.Module, cfg: SimRVOSConfig | None = None):
         super().__init__()
+        from rvos.methods.objects import check_model
+
+        check_model(model, "simrvos (and the methods built on it)")
         self.model = model
         self.cfg = cfg or SimRVOSConfig()
         head = getattr(getattr(model, "config", None), "head", "single")
@@ -120,11 +123,14 @@ class SimRVOS(nn.Module):
             idx.append(int(rows[0]))
         return torch.tensor(idx, dtype=torch.long, device=logits.device)
 
-    def parameter_groups(self, lr: float, backbone_lr: float) -> list[dict]:
-        """AdamW groups: the pretrained encoders (vision, text) at backbone_lr, everything else at lr.
-        Frozen parameters are left out; empty groups are dropped."""
-        enc = {id(p) for m in (self.model.vision, self.model.text) for p in m.parameters()}
+    def parameter_groups(self, lr: float, backbone_lr: float, text_lr: Optional[float] = None) -> list[dict]:
+        """AdamW groups: the pretrained encoders (vision, text) at backbone_lr, everything else at lr; with
+        `text_lr` the text encoder gets its own group at that rate. Frozen parameters are left out; empty groups are
+        dropped."""
+        text = {id(p) for p in self.model.text.parameters()} if text_lr is not None else set()
+        enc = {id(p) for m in (self.model.vision, self.model.text) for p in m.parameters()} - text
         trainable = [p for p in self.parameters() if p.requires_grad]
         groups = [{"name": "backbone", "params": [p for p in trainable if id(p) in enc], "lr": backbone_lr},
-                  {"name": "head", "params": [p for p in trainable if id(p) not in enc], "lr": lr}]
+                  {"name": "text", "params": [p for p in trainable if id(p) in text], "lr": text_lr},
+                  {"name": "head", "params": [p for p in trainable if id(p) not in enc and id(p) not in text], "lr": lr}]
         return [g for g in groups if g["params"]]

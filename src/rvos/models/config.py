@@ -2,21 +2,24 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 from rvos.errors import ConfigError
 
 VISIONS = ("efficientnet_lite0", "efficientnet_lite2", "tiny")
 TEXTS = ("minilm", "tiny")
-HEADS = ("single", "multi")
+HEADS = ("single", "multi", "objects")
 
 
 @dataclass
 class ModelConfig:
-    vision: str = "efficientnet_lite0"
+    vision: str = "efficientnet_lite0"  # or "hf:<folder or hub id>": a transformers vision model (models/hf.py)
     vision_pretrained: bool = True
     vision_frozen: bool = True
-    text: str = "minilm"
+    vision_revision: Optional[str] = None  # hub revision (branch, tag or commit) of an hf: vision model
+    text: str = "minilm"  # or "hf:<folder or hub id>": a transformers text encoder (models/hf.py)
     text_frozen: bool = True
+    text_revision: Optional[str] = None  # hub revision of an hf: text encoder
     text_cache_size: int = 4096  # sentences kept by a frozen text encoder
     dim: int = 128  # width D of the fusion (C5 + words), kept small for CPU speed
     num_heads: int = 4  # attention heads of L2V / V2L and the query decoder
@@ -26,7 +29,8 @@ class ModelConfig:
     mask_dim: int = 16  # channels of the mask feature the dynamic filters are applied to (CondInst: 8)
     dyn_hidden: int = 16  # hidden width of the 3-layer dynamic 1x1-conv MLP
     dyn_layers: int = 3
-    head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries
+    head: str = "single"  # "single": SimRVOS (eq. 3-5); "multi": ReferFormer-style N queries; "objects": the
+    # object-centric model (models/object_model.py: objects per frame, tracks, a referrer over tracks; method objects)
     num_queries: int = 5
     dec_layers: int = 2  # query decoder layers (multi head)
     rel_coords: bool = True  # multi head: relative coordinates to the query's box centre as 2 extra channels
@@ -48,11 +52,29 @@ class ModelConfig:
     prop_dim: int = 32  # width of the propagation's visual embedding (stride 8)
     prop_memory: int = 4  # referred frames each propagated frame reads at inference (nearest in time)
     prop_sigma: float = 3.0  # spatial prior of the memory read, in stride-8 cells (x (1 + frames apart)); 0 = off
+    # head="objects" (models/objects.py, tracking.py, referring.py); dim, num_heads and fpn_dims are shared
+    obj_queries: int = 8  # object queries per frame = track slots (the most objects a frame can hold)
+    obj_layers: int = 3  # object decoder layers (masked attention, strides 32, 16, 8 in turn)
+    obj_mask_dim: int = 32  # channels of the stride-4 mask feature
+    ref_layers: int = 3  # referrer layers (time, objects, words, FFN)
+    ref_bins: int = 12  # the referrer sees at most this many time steps (longer videos are averaged into bins)
+    ref_dropout: float = 0.0  # dropout in the referrer's attention and FFN (phase 2 overfits the track cache)
+    track_momentum: float = 0.8  # memory momentum of the query tracker
+    selection: bool = False  # WSRVOS bidirectional feature selection before the fusion (models/selection.py)
+    selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
+    selection_topk_words: int = 10  # words kept per sentence (the public code: 10)
+    expression_scorer: bool = False  # WSRVOS: query scores = match of mask-pooled visual tokens with the sentence
+    expression_pool: str = "sigmoid"  # how a query's mask pools the tokens: "sigmoid" (soft mask) | "softmax" (spatial)
 
     def __post_init__(self) -> None:
         for name, allowed in (("vision", VISIONS), ("text", TEXTS), ("head", HEADS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"model.{name}={getattr(self, name)!r}; expected one of {allowed}")
+            value = getattr(self, name)
+            if name != "head" and isinstance(value, str) and value.startswith("hf:"):
+                if not value[3:].strip():
+                    raise ConfigError(f"model.{name}={value!r}: give a folder or a hub id after 'hf:'")
+            elif value not in allowed:
+                raise ConfigError(f"model.{name}={value!r}; expected one of {allowed}"
+                                  + ("" if name == "head" else " or hf:<folder or hub id>"))
         self.fpn_dims = tuple(int(d) for d in self.fpn_dims)
         if len(self.fpn_dims) != 3:
             raise ConfigError(f"model.fpn_dims needs 3 widths (strides 16, 8, 4), got {self.fpn_dims}")
@@ -76,6 +98,18 @@ class ModelConfig:
                 or self.prop_sigma < 0:
             raise ConfigError("model.moment_hidden, prop_dim and prop_memory must be >= 1, model.moment_layers and "
                               "prop_sigma >= 0")
+        if self.head == "objects" and (self.moment or self.propagation):
+            raise ConfigError("model.moment and model.propagation (TGL) are parts of the single/multi heads' RVOSModel; "
+                              "head='objects' has neither")
+        if min(self.obj_queries, self.obj_layers, self.obj_mask_dim, self.ref_layers, self.ref_bins) < 1 or \
+                not 0.0 <= self.track_momentum < 1.0 or not 0.0 <= self.ref_dropout < 1.0:
+            raise ConfigError("model.obj_queries, obj_layers, obj_mask_dim, ref_layers and ref_bins must be >= 1, "
+                              "model.track_momentum and model.ref_dropout in [0, 1)")
+        if self.expression_pool not in ("sigmoid", "softmax"):
+            raise ConfigError(f"model.expression_pool must be 'sigmoid' or 'softmax', got {self.expression_pool!r}")
+        if self.selection_topk_visual < 1 or self.selection_topk_words < 1:
+            raise ConfigError(f"model.selection_topk_visual and selection_topk_words must be >= 1, got "
+                              f"{self.selection_topk_visual}, {self.selection_topk_words}")
         if self.dyn_layers < 1 or self.num_queries < 1 or self.dec_layers < 1:
             raise ConfigError("model.dyn_layers, num_queries and dec_layers must be >= 1")
 

@@ -10,11 +10,14 @@ With `fine_channels` (ModelConfig.fusion_stride=16) the visual tokens are at str
 upsampled, plus a projection of C4. A departure from the paper, for small objects: a linear probe on the frozen
 EfficientNet-Lite0 features at 192x320 reads the synthetic shapes' category at 85% from C4 but 65% from C5
 (benchmarks/feature_probe.py).
+
+With `selection` (ModelConfig.selection, WSRVOS), models/selection.py amplifies the top visual tokens for the
+sentence and the top words for the frame before eq. 1-2; `Fused.selection` then holds the gates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +34,14 @@ class Fused:
     sentence: torch.Tensor  # [N, D], projected sentence feature R^s
     pos: torch.Tensor  # [1, h*w, D], positional embedding of the visual tokens (for query decoders)
     plain: torch.Tensor  # [N, D, h, w], the projected visual tokens before eq. 1 (no language)
+    selection: Optional[Any] = None  # models/selection.Selection when the fusion selects (WSRVOS), else None
 
 
 class CrossModalFusion(nn.Module):
-    def __init__(self, vis_channels: int, text_dim: int, dim: int = 128, num_heads: int = 4, fine_channels: int = 0):
+    def __init__(self, vis_channels: int, text_dim: int, dim: int = 128, num_heads: int = 4, fine_channels: int = 0,
+                 selection: Optional[nn.Module] = None):
         super().__init__()
+        self.selection = selection
         self.vis_proj = nn.Sequential(nn.Conv2d(vis_channels, dim, 1), nn.GroupNorm(8, dim))
         self.fine_proj = nn.Sequential(nn.Conv2d(fine_channels, dim, 1), nn.GroupNorm(8, dim)) if fine_channels else None
         self.word_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
@@ -74,6 +80,9 @@ class CrossModalFusion(nn.Module):
         f = plain.flatten(2).transpose(1, 2)  # [N, h*w, D]
         pos = self.positions(h, w, c5.device)
         r = self.word_proj(words)  # [N, L, D]
+        selected = None
+        if self.selection is not None:  # WSRVOS: amplify the relevant tokens and words before eq. 1-2
+            f, r, selected = self.selection(f, r, pad_mask)
         # eq. 1: visual queries attend to words (padding words masked out)
         f_att, _ = self.l2v(f + pos, r, r, key_padding_mask=pad_mask, need_weights=False)
         f_hat = self.norm_v(f + f_att)
@@ -81,4 +90,4 @@ class CrossModalFusion(nn.Module):
         r_att, _ = self.v2l(r, f + pos, f, need_weights=False)
         r_hat = self.norm_w(r + r_att)
         visual = f_hat.transpose(1, 2).reshape(n, -1, h, w)  # [N, D, h, w]
-        return Fused(visual, r_hat, pad_mask, self.sent_proj(sentence), pos, plain)
+        return Fused(visual, r_hat, pad_mask, self.sent_proj(sentence), pos, plain, selected)

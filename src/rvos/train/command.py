@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: {out}; step 1 (mask + MIL) in {out / 'step1'}, step 2 (SimRVOS on pseudo masks) in "
               f"{out / 'step2'}; checkpoint {out / 'step2' / 'checkpoints' / 'last.pt'}")
         return 0
-    parts = train(cfg, out, resume=args.resume, eval_fn=validation(cfg))
+    parts = train(cfg, out, resume=args.resume, eval_fn=validation(cfg))  # method objects: both of its phases
     import os
 
     if os.environ.get("RANK", "0") == "0" and parts:

@@ -34,13 +34,20 @@ class DataConfig:
     regime_seed: int = 0
     negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
     negative_seed: int = 0
+    # More synthetic training videos: generated once (seed extra_synth_seed, the default video size) next to
+    # data.root as <root>-extra<N>-seed<S>, and their train split joins the training records (ids prefixed).
+    extra_synth: int = 0
+    extra_synth_seed: int = 1
+    augment: str = ""  # WSRVOS: the `rvos augment` JSONL cache whose positives / hard negatives the expressions get
+    augment_threshold: Optional[float] = None  # re-filter its positives by score (None: the file's kept flags)
     clip: ClipConfig = field(default_factory=ClipConfig)
 
 
 @dataclass
 class OptimConfig:
     lr: float = 5e-5  # AdamW, everything but the visual backbone
-    backbone_lr: float = 2.5e-5
+    backbone_lr: float = 2.5e-5  # the encoders when they are trained (model.vision_frozen / text_frozen false)
+    text_lr: Optional[float] = None  # the text encoder's own learning rate; None = backbone_lr
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     decay_steps: list[int] = field(default_factory=list)  # step decay: lr *= gamma at each of these steps
@@ -60,6 +67,7 @@ class LoopConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 where supported, else fp16, on GPU only) | bf16 | fp16 | off
     feature_cache: str = "off"  # off | memory | disk: precompute frozen-backbone features (see feature_cache.py)
+    feature_cache_dir: str = ""  # disk cache folder (default OUT/features); runs on the same videos can share one
     workers: int = 0
     progress: bool = True
     plot: bool = True  # redraw curves.png from metrics.jsonl at the end

@@ -39,6 +39,10 @@ class FeatureCache:
     def __init__(self, levels: list[np.ndarray], keys: list[tuple[str, int, bool]]):
         self.levels = levels  # per level [R, C_l, H_l, W_l] fp16 (array or memmap)
         self.rows = {k: r for r, k in enumerate(keys)}
+        self.mirrored = {v for v, _, f in keys if f}  # videos whose flipped view is cached
+
+    def has_mirror(self, video_id: str) -> bool:
+        return video_id in self.mirrored
 
     def lookup(self, video_id: str, frames: Sequence[int], flipped: bool) -> list[torch.Tensor]:
         """Per level float32 [T, C_l, H_l, W_l] for these frames of the video."""
@@ -52,34 +56,55 @@ class FeatureCache:
         return len(self.rows)
 
 
-def _keys(records: Sequence[VideoRecord]) -> list[tuple[str, int, bool]]:
+def _keys(records: Sequence[VideoRecord], mirrored: Optional[set[str]] = None) -> list[tuple[str, int, bool]]:
     seen, keys = set(), []
     for rec in records:
         if rec.video_id in seen:
             continue
         seen.add(rec.video_id)
-        keys += [(rec.video_id, i, f) for i in range(len(rec.video)) for f in (False, True)]
+        views = (False, True) if mirrored is None or rec.video_id in mirrored else (False,)
+        keys += [(rec.video_id, i, f) for i in range(len(rec.video)) for f in views]
     return keys
 
 
 @torch.no_grad()
-def _encode(model, records: Sequence[VideoRecord], keys, size, device, chunk: int, alloc, progress: bool = False) -> list[np.ndarray]:
+def _encode(model, records: Sequence[VideoRecord], keys, size, device, chunk: int, alloc, progress: bool = False,
+            threads: int = 1) -> list[np.ndarray]:
+    """Encode `keys` in chunks; with `threads` > 1 (CPU, one intra-op thread each) chunks run side by side."""
     by_id = {r.video_id: r for r in records}
-    levels: Optional[list[np.ndarray]] = None
-    starts = range(0, len(keys), chunk)
-    if progress:
-        from tqdm import tqdm
+    starts = list(range(0, len(keys), chunk))
+    levels: list[np.ndarray] = []
 
-        starts = tqdm(starts, desc="feature cache", unit="batch", dynamic_ncols=True)
-    for s in starts:
+    def run(s: int) -> None:
         part = keys[s:s + chunk]
         frames = torch.stack([cache_frame(by_id[v], i, size, f) for v, i, f in part]).to(device)  # [N, 3, H, W]
         feats = model.encode_frames(frames)  # per level [N, C_l, H_l, W_l]
-        if levels is None:
-            levels = [alloc(l, (len(keys), *f.shape[1:])) for l, f in enumerate(feats)]
+        if not levels:  # the first chunk (run alone) gives the shapes
+            levels.extend(alloc(l, (len(keys), *f.shape[1:])) for l, f in enumerate(feats))
         for lvl, f in zip(levels, feats):
             lvl[s:s + len(part)] = f.float().cpu().numpy().astype(np.float16)
-    return levels or []
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(starts), desc="feature cache", unit="batch", dynamic_ncols=True)
+    for s in starts[:1]:
+        run(s)
+        bar is not None and bar.update()
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:  # torch releases the GIL inside its kernels
+            for _ in pool.map(run, starts[1:]):
+                bar is not None and bar.update()
+    else:
+        for s in starts[1:]:
+            run(s)
+            bar is not None and bar.update()
+    if bar is not None:
+        bar.close()
+    return levels
 
 
 # Frames up to this many pixels are encoded with one intra-op thread on CPU: at 192x320 EfficientNet-Lite0 took
@@ -88,21 +113,26 @@ SMALL_FRAME = 256 * 448
 
 
 def build_feature_cache(model, records: Sequence[VideoRecord], size: tuple[int, int], device: torch.device | str = "cpu",
-                        folder: Optional[Path] = None, chunk: Optional[int] = None, progress: bool = False) -> FeatureCache:
+                        folder: Optional[Path] = None, chunk: Optional[int] = None, progress: bool = False,
+                        mirrored: Optional[set[str]] = None) -> FeatureCache:
     """Encode every frame of `records` (original and flipped) with `model.encode_frames` in eval mode.
-    With `folder`, features are .npy memmaps there, reused when the index matches and the first frame re-encodes
-    to the stored features (so a resumed run or a second rank does not recompute them)."""
-    keys = _keys(records)
+    `mirrored`: the video ids whose flipped view is encoded too (None = every video); `ClipDataset` flips only
+    those. With `folder`, features are .npy memmaps there, reused when the index matches and the first frame
+    re-encodes to the stored features (so a resumed run or a second rank does not recompute them)."""
+    keys = _keys(records, mirrored)
     cpu = torch.device(device).type == "cpu"
     if chunk is None:  # EfficientNet-Lite0 at 192x320 on the 2-core CPU: 35 ms a frame one at a time, 67 in batches of 8
         chunk = 1 if cpu else 32
     was_training, threads = model.training, torch.get_num_threads()
     model.eval()
+    workers = 1
     if cpu and size[0] * size[1] <= SMALL_FRAME:
+        workers = max(1, threads)  # small frames: one intra-op thread per frame, frames side by side
         torch.set_num_threads(1)
     try:
         if folder is None:
-            levels = _encode(model, records, keys, size, device, chunk, lambda l, shape: np.zeros(shape, np.float16), progress)
+            levels = _encode(model, records, keys, size, device, chunk, lambda l, shape: np.zeros(shape, np.float16),
+                             progress, workers)
             return FeatureCache(levels, keys)
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +147,7 @@ def build_feature_cache(model, records: Sequence[VideoRecord], size: tuple[int, 
                     return FeatureCache(levels, keys)
             index_file.unlink()
         alloc = lambda l, shape: np.lib.format.open_memmap(folder / f"level{l}.npy", mode="w+", dtype=np.float16, shape=shape)  # noqa: E731
-        levels = _encode(model, records, keys, size, device, chunk, alloc, progress)
+        levels = _encode(model, records, keys, size, device, chunk, alloc, progress, workers)
         for lvl in levels:
             lvl.flush()
         meta["levels"] = len(levels)

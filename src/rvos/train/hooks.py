@@ -21,7 +21,7 @@ class ProgressHook:
 
             self.bar = tqdm(total=t.total_steps, initial=t.step - 1, desc="train", dynamic_ncols=True)
             self.t0, self.n = time.perf_counter(), 0
-        self.n += batch.frames.shape[0] * t.dist.world_size
+        self.n += batch.size[0] * t.dist.world_size
         speed = self.n / max(time.perf_counter() - self.t0, 1e-9)
         self.bar.set_postfix(loss=f"{parts['loss']:.4f}", clips_s=f"{speed:.2f}", refresh=False)
         self.bar.update(1)
@@ -58,7 +58,7 @@ class LogHook:
             self.sums[k] = self.sums.get(k, 0.0) + v
             self.counts[k] = self.counts.get(k, 0) + 1
         self.count += 1
-        self.clips += batch.frames.shape[0] * t.dist.world_size
+        self.clips += batch.size[0] * t.dist.world_size
         if t.cfg.loop.log_every and t.step % t.cfg.loop.log_every == 0:
             self.flush(t)
 

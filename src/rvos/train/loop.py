@@ -14,16 +14,18 @@ from rvos.data.clips import ClipDataset, collate
 from rvos.data.types import VideoRecord
 from rvos.errors import ConfigError
 from rvos.train import distributed as D
-from rvos.train.checkpoint import (FORMAT, atomic_torch_save, checkpoint_path, compact_state, load_checkpoint,
-                                   load_state_strict, omitted_prefixes, rng_state, set_rng_state)
+from rvos.train.checkpoint import (FORMAT, atomic_torch_save, check_encoders, checkpoint_path, compact_state,
+                                   encoder_records, load_checkpoint, load_state_strict, omitted_prefixes, rng_state,
+                                   set_rng_state)
 from rvos.train.config import TrainConfig, save_config, to_dict
+from rvos.train.provenance import training_data
 
 EvalFn = Callable[[torch.nn.Module], dict]  # eval_fn(model) -> {metric: value}, run on rank 0
 
 
 def train_step(method, batch, optimizer, scheduler, scaler, amp_dtype: Optional[torch.dtype], grad_clip: float) -> dict[str, float]:
     """One optimizer step on one batch; returns the loss parts as floats."""
-    device_type = batch.frames.device.type
+    device_type = batch.device_type if hasattr(batch, "device_type") else batch.frames.device.type
     with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():
         parts = method(batch)  # {"loss": total, part: value, ...}
     optimizer.zero_grad(set_to_none=True)
@@ -65,24 +67,64 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
     if not cfg.data.root:
         raise ConfigError("data.root is not set (the dataset folder to train on)")
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
-    return apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    if cfg.data.extra_synth and split == cfg.data.train_split:
+        records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed)
+    records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
+    if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
+        from rvos.augment.cache import apply_augmentation, read_augmentation
+
+        _, entries = read_augmentation(cfg.data.augment)
+        records, _ = apply_augmentation(records, entries, cfg.data.augment_threshold, source=cfg.data.augment)
+    return records
+
+
+EXTRA_TAG = "-extra"
+
+
+def is_extra(rec: VideoRecord) -> bool:
+    """A video of `data.extra_synth` (cached and tracked without its mirror image: more videos, not more views)."""
+    return EXTRA_TAG in rec.video_id.split("/")[0] and "/" in rec.video_id
+
+
+def extra_synth_records(root: str | Path, n: int, seed: int) -> list[VideoRecord]:
+    """The train split of `n` more synthetic videos (generated once, deterministic from `seed`, next to `root`),
+    with video ids prefixed by the folder name so they never collide with the dataset's own."""
+    from dataclasses import replace
+
+    from rvos.data.readers import open_dataset
+    from rvos.data.synth.config import SynthConfig
+    from rvos.data.synth.writer import generate
+
+    root = Path(root)
+    folder = root.parent / f"{root.name}{EXTRA_TAG}{n}-seed{seed}"
+    if not (folder / "synth.json").is_file():
+        generate(folder, SynthConfig(seed=seed, train=n, valid=0, test=0), overwrite=True)
+    out = []
+    for rec in open_dataset(folder, layout="ytvos", split="train"):
+        video = replace(rec.video, video_id=f"{folder.name}/{rec.video.video_id}")
+        out.append(replace(rec, video=video))
+    return out
 
 
 class Trainer:
     """Holds the training state; `fit()` runs the step loop and calls hooks after each step and at the end.
     `records`, `model` and `method_factory` may be passed in (tests, notebooks); by default they come from cfg.
-    `features`: a prebuilt feature cache covering `records` (e.g. one cache shared by cross-validation folds)."""
+    `features`: a prebuilt feature cache covering `records` (e.g. one cache shared by cross-validation folds).
+    `dataset` + `collate_fn`: items of another kind than clips (the objects method's referrer trains on tracks);
+    its batches need `.to(device)`, `.size` and `.device_type`, and `records` is then not read."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, eval_fn: Optional[EvalFn] = None,
                  records: Optional[Sequence[VideoRecord]] = None, model: Optional[torch.nn.Module] = None,
-                 method_factory: Optional[Callable] = None, hooks: Optional[list] = None, features=None):
+                 method_factory: Optional[Callable] = None, hooks: Optional[list] = None, features=None,
+                 dataset: Optional[torch.utils.data.Dataset] = None, collate_fn: Optional[Callable] = None):
         self.cfg, self.out_dir, self.eval_fn = cfg, Path(out_dir), eval_fn
         self.device = D.resolve_device(cfg.loop.device)
         self.dist = D.setup(self.device)
         seed_all(cfg.loop.seed)
-        if records is None:
+        if records is None and dataset is None:
             records = load_records(cfg, cfg.data.train_split)
-        if cfg.data.negative_ratio != 0:  # R2-VOS training pairs: negatives drawn once per run, seeded
+        self.trained_on = training_data(cfg, records or [])  # stored in every checkpoint (train/provenance.py)
+        if cfg.data.negative_ratio != 0 and dataset is None:  # R2-VOS training pairs: negatives drawn once per run, seeded
             from rvos.data.negatives import sample_negatives, with_negatives
 
             records = with_negatives(records, sample_negatives(records, cfg.data.negative_ratio, cfg.data.negative_seed))
@@ -98,12 +140,12 @@ class Trainer:
         self.method = method_factory(self.model)
         if isinstance(self.method, torch.nn.Module):
             self.method.to(self.device)
-        if features is None and cfg.loop.feature_cache != "off":  # `features`: a prebuilt cache (FeatureCache)
+        if dataset is None and features is None and cfg.loop.feature_cache != "off":  # a prebuilt cache (FeatureCache)
             features = self._feature_cache(records)
-        self.dataset = ClipDataset(records, cfg.data.clip, features=features)
+        self.dataset = dataset if dataset is not None else ClipDataset(records, cfg.data.clip, features=features)
         self.sampler = D.ShardSampler(len(self.dataset), self.dist, cfg.loop.batch_size, seed=cfg.loop.seed)
         self.loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=cfg.loop.batch_size, sampler=self.sampler, collate_fn=collate,
+            self.dataset, batch_size=cfg.loop.batch_size, sampler=self.sampler, collate_fn=collate_fn or collate,
             num_workers=cfg.loop.workers, generator=torch.Generator().manual_seed(cfg.loop.seed),  # keeps the global RNG untouched
             pin_memory=self.device.type == "cuda", drop_last=False)
         self.total_steps = cfg.loop.steps or cfg.loop.epochs * self.sampler.batches_per_epoch
@@ -131,13 +173,14 @@ class Trainer:
             raise ConfigError("loop.feature_cache needs a fixed training size (data.clip.size)")
         folder = None
         if self.cfg.loop.feature_cache == "disk":
-            folder = self.out_dir / "features"
+            folder = Path(self.cfg.loop.feature_cache_dir) if self.cfg.loop.feature_cache_dir else self.out_dir / "features"
         elif self.cfg.loop.feature_cache != "memory":
             raise ConfigError(f"loop.feature_cache must be off, memory or disk, got {self.cfg.loop.feature_cache!r}")
         if folder is not None and not self.dist.main:
             D.barrier(self.dist)  # rank 0 builds the memmaps first; the others then reuse them
+        mirrored = {r.video_id for r in records if not is_extra(r)}  # extra synthetic videos: one view only
         cache = build_feature_cache(self.model, records, tuple(self.cfg.data.clip.size), self.device, folder,
-                                    progress=self.cfg.loop.progress and self.dist.main)
+                                    progress=self.cfg.loop.progress and self.dist.main, mirrored=mirrored)
         if folder is not None and self.dist.main:
             D.barrier(self.dist)
         return cache
@@ -151,7 +194,8 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
         if hasattr(self.method, "parameter_groups"):
-            groups = self.method.parameter_groups(o.lr, o.backbone_lr)
+            text_lr = {} if o.text_lr is None else {"text_lr": o.text_lr}  # methods without a text group take 2 args
+            groups = self.method.parameter_groups(o.lr, o.backbone_lr, **text_lr)
         else:
             groups = [{"params": [p for p in self.method.parameters() if p.requires_grad], "lr": o.lr}]
         groups = [g for g in groups if any(p.requires_grad for p in g["params"])]
@@ -170,6 +214,7 @@ class Trainer:
     def state_dict(self) -> dict:
         omitted = omitted_prefixes(getattr(self.model, "config", None))
         return {"format": FORMAT, "config": to_dict(self.cfg), "model": compact_state(self.model, omitted), "omitted": omitted,
+                "encoders": encoder_records(self.model, omitted), "trained_on": self.trained_on,
                 "method": self._method_extra(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
                 "epoch": self.epoch, "rng": rng_state(), "data_state": {"epoch": self.epoch, "pos": self.pos}}
@@ -182,6 +227,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
+        check_encoders(self.model, ckpt, path)
         load_state_strict(self.model, ckpt["model"], path, omitted=ckpt.get("omitted", ()))
         extra = self._method_extra()
         if set(extra) != set(ckpt["method"]):
@@ -249,7 +295,15 @@ def default_hooks(t: Trainer) -> list:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, **kwargs) -> dict:
-    """Train from `cfg` into `out_dir` (config.yaml, metrics.jsonl, curves.png, checkpoints/last.pt)."""
+    """Train from `cfg` into `out_dir` (config.yaml, metrics.jsonl, curves.png, checkpoints/last.pt).
+    method.name=objects runs its two phases (rvos.methods.objects.train_objects)."""
+    if cfg.method.name == "objects":
+        from rvos.methods.objects import train_objects
+
+        unknown = sorted(set(kwargs) - {"resume", "eval_fn", "records"})
+        if unknown:
+            raise ConfigError(f"method.name=objects trains in two phases and takes no {unknown}")
+        return train_objects(cfg, out_dir, **kwargs)
     trainer = Trainer(cfg, out_dir, **kwargs)
     try:
         return trainer.fit()

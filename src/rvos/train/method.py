@@ -13,6 +13,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "r2vos": ("rvos.methods.r2vos", "R2VOS", "R2VOSConfig"),
     "tgl": ("rvos.methods.tgl", "TGL", "TGLConfig"),
     "wsrvos": ("rvos.methods.wsrvos", "WSRVOS", "WSRVOSConfig"),
+    "objects": ("rvos.methods.objects", "Objects", "ObjectsConfig"),  # phase 1; train_objects runs both phases
 }
 
 
