@@ -93,6 +93,47 @@ def test_step_timer_and_markdown_table(bench_path):
     assert markdown_table(["a", "b"], [(1, "x"), ("2.50", "")]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.50 |  |"
 
 
+def test_tgl_table_smoke():
+    out = run_script("tgl_table.py", "--smoke", "--rows", "baseline", "all")
+    assert out.startswith("command: ") and re.search(r"^machine: nproc=\d+", out, re.M)
+    header = ("| setting | J&F | J | F | tIoU | J&F motion | J&F partial | J&F multi | J&F absent | runs |")
+    rows = table_rows(out, header)
+    assert [r[0] for r in rows] == ["SimRVOS baseline", "+ all (moment head, MGS, MDP, OSS)",
+                                    "+ all (moment head, MGS, MDP, OSS), language path everywhere",
+                                    "+ all (moment head, MGS, MDP, OSS), MDP routed by the annotated spans"]
+    for r in rows:
+        jf, j, f = (float(v) for v in r[1:4])
+        assert 0 <= j <= 100 and 0 <= f <= 100 and abs(jf - (j + f) / 2) <= 0.1 and r[-1] == "1"
+    assert table_rows(out, "| setting | tIoU motion | tIoU partial | tIoU multi | tIoU absent |")
+    split = table_rows(out, "| setting | partial in:jf | partial out:jf | partial in:ref | partial out:ref | motion out:jf "
+                            "| absent out:jf | absent out:ref | absent ref_mask | absent ref_empty |")
+    assert [r[0] for r in split] == [r[0] for r in rows]
+    assert split[0][7] == "-" and split[1][7] != "-"  # absent out:ref: only a model with a moment head predicts spans
+
+
+def test_tgl_diagnose_smoke(tmp_path):
+    """OSS changes only single-object partial clips that show none of the span, never a frame the MDP language loss
+    reads; the propagation probe runs on a checkpoint that tgl_table keeps."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    run_script("tgl_table.py", "--smoke", "--rows", "mdp", "--data", str(data), "--out", str(out))
+    ckpt = out / "runs" / "mdp_seed0_steps3" / "checkpoints" / "last.pt"
+    assert ckpt.is_file()
+    text = run_script("tgl_diagnose.py", "--data", str(data), "--oss", "--propagation", str(ckpt))
+    cols = "| kind | clips | clips changed | frames | frames changed | changed frames in the MDP language loss " \
+           "| target pixels | target pixels removed |"
+    rows = {r[0]: [float(v) for v in r[1:]] for r in table_rows(text, cols)}
+    assert rows["all"][0] == sum(v[0] for k, v in rows.items() if k != "all") > 0
+    for kind, (clips, changed, frames, fchanged, in_loss, pixels, removed) in rows.items():
+        assert in_loss == 0 and removed <= pixels and fchanged <= frames and changed <= clips
+        if kind not in ("partial", "all"):
+            assert changed == 0, kind
+    prop = table_rows(text, "| mask from | frames | J | F | J&F |") if "| mask from |" in text else []
+    for r in prop:
+        assert 0 <= float(r[2]) <= 1 and 0 <= float(r[3]) <= 1
+    track = table_rows(text, "| frames after | frames | propagation J | propagation F | copy J | copy F |")
+    assert track and track[-1][0] == "all" and all(0 <= float(v) <= 1 for v in track[-1][2:])
+
+
 def test_wsrvos_tables_smoke():
     """WSRVOS vs full vs mask_box and the ablation, tiny everything: one row per run, the text rows at 0 s of
     annotation and the mask regimes above it, the same sentences for every row."""

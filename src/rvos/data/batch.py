@@ -25,6 +25,7 @@ class Batch:
     exp_ids: list[str]  # B
     frame_index: torch.Tensor  # long [B, T], frame positions in the source video
     features: Optional[list[torch.Tensor]] = None  # cached visual features per level (C2..C5), [B, T, C_l, H_l, W_l]
+    span_known: Optional[torch.Tensor] = None  # bool [B], the sentence's spans are annotated (in_span is not a default)
     # every object of the video (data.clip.instances=true; object-centric models), K padded per batch:
     instances: Optional[torch.Tensor] = None  # long [B, T, H, W], 0 = no object, k + 1 = object k
     instance_known: Optional[torch.Tensor] = None  # bool [B, T, K], object k has a mask target in frame t

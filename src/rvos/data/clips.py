@@ -10,6 +10,19 @@ at least one only with a box (the union box), NONE when any referred object is u
 frame is annotated "empty" with the kind the video's tracks carry there (MASK if any track has a mask, else BOX,
 else NONE), since the expression itself says nothing is referred.
 
+Temporal grounding (TGL, paper 003; spans from rvos.data.spans, kept by the `spans` regime):
+- `sampling="moment"` (moment-guided sampling): when the expression holds in part of the video, the window is
+  placed across a boundary of its spans (a span start or end, chosen uniformly), at a uniform offset that keeps
+  at least one frame on each side, so that every clip shows the referred moment and the rest together; when the
+  spans are unknown or cover all or none of the video it is an ordinary random window.
+- `oss=True` (object-level selective supervision): the target of a clip is the union of only the referred objects
+  the expression refers to in at least one of the clip's frames (`spans.objects_in`); the others are background
+  in that clip, as every unreferred object is. A clip that shows none of them has an empty target (the item stays
+  positive: the expression does refer to something elsewhere in the video). With `instances`, `refers` marks
+  the same objects (those referred within the clip).
+`in_span` marks the frames where the sentence holds and `span_known` whether the expression's spans are annotated
+(otherwise `in_span` is all True by convention).
+
 With a feature cache (`features=`), the clip is only resized to the fixed training size and maybe flipped: random
 resize, crop and photometric jitter are disabled, since cached features exist for exactly those two views.
 """
@@ -23,6 +36,7 @@ import torch
 
 from rvos.data import transforms as tf
 from rvos.data.batch import Batch
+from rvos.data.spans import objects_in
 from rvos.data.types import Expression, TargetKind, VideoRecord, box_from_mask
 from rvos.errors import ConfigError, DatasetError
 
@@ -30,7 +44,8 @@ from rvos.errors import ConfigError, DatasetError
 @dataclass
 class ClipConfig:
     num_frames: int = 5  # T
-    sampling: str = "window"  # "window": consecutive frames from a random start; "random": random sorted frames
+    sampling: str = "window"  # "window": consecutive frames from a random start; "random": random sorted frames;
+    # "moment": a window across a boundary of the expression's spans (TGL moment-guided sampling, see above)
     size: Optional[tuple[int, int]] = (192, 320)  # final (H, W) every clip is resized to; None keeps the size
     augment: bool = True  # False: no random transforms (validation)
     resize_shorter: list[int] = field(default_factory=list)  # random shorter side before the crop; [] = off
@@ -39,14 +54,15 @@ class ClipConfig:
     photometric: float = 0.2  # jitter strength; 0 = off
     negatives: bool = True  # keep negative (no-target) expressions as items
     keep_mask_frame: bool = False  # every clip holds one of the expression's mask frames, when it has any (weak regimes)
+    oss: bool = False  # TGL object-level selective supervision: target = the objects referred within the clip
     instances: bool = False  # also carry every object's mask (Batch.instances), for object-centric models
     seed: int = 0
 
     def validate(self) -> None:
         if self.num_frames < 1:
             raise ConfigError(f"clip.num_frames must be >= 1, got {self.num_frames}")
-        if self.sampling not in ("window", "random"):
-            raise ConfigError(f"clip.sampling must be 'window' or 'random', got {self.sampling!r}")
+        if self.sampling not in ("window", "random", "moment"):
+            raise ConfigError(f"clip.sampling must be 'window', 'random' or 'moment', got {self.sampling!r}")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise ConfigError(f"clip.size must be (height, width) or null, got {self.size!r}")
 
@@ -73,6 +89,7 @@ class ClipSample:
     frame_index: torch.Tensor  # long [T]
     flipped: bool = False
     features: Optional[list[torch.Tensor]] = None  # per level [T, C_l, H_l, W_l]
+    span_known: bool = False  # the expression's spans are annotated (else in_span is all True)
     instances: Optional[torch.Tensor] = None  # long [T, H, W]: 0 = no object, k + 1 = the k-th of instance_ids
     instance_known: Optional[torch.Tensor] = None  # bool [T, K]: object k has a mask target in frame t
     refers: Optional[torch.Tensor] = None  # bool [K]: the sentence refers to object k
@@ -91,6 +108,23 @@ def sample_frames(n: int, t: int, mode: str, rng: np.random.Generator) -> tuple[
         return np.sort(rng.choice(n, size=t, replace=False)), np.ones(t, bool)
     idx = np.concatenate([np.arange(n), np.full(t - n, n - 1)])
     return idx, np.arange(t) < n
+
+
+def sample_moment_frames(n: int, t: int, spans: Optional[Sequence[tuple[int, int]]], rng: np.random.Generator
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Moment-guided window (see the module docstring): t consecutive frames of n that straddle a boundary of
+    `spans`, so that the clip holds frames where the sentence holds and frames where it does not; an ordinary
+    random window when there is no boundary inside the video or the video is shorter than t."""
+    inside = np.zeros(n, bool)
+    for s, e in spans or ():
+        inside[max(0, s): min(n, e)] = True
+    bounds = [b for b in range(1, n) if inside[b] != inside[b - 1]]  # frame b starts a new state
+    if not bounds or n <= t or t < 2:
+        return sample_frames(n, t, "window", rng)
+    b = bounds[int(rng.integers(len(bounds)))]
+    lo, hi = max(0, b - t + 1), min(b - 1, n - t)  # start in [b-t+1, b-1]: frames b-1 and b both in the window
+    start = int(rng.integers(lo, hi + 1))
+    return np.arange(start, start + t), np.ones(t, bool)
 
 
 def mask_frames(rec: VideoRecord, exp: Expression) -> list[int]:
@@ -134,10 +168,17 @@ class ClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.cfg.seed, self.epoch, index])
         rec = self.records[self.items[index][0]]
         exp = rec.expressions[self.items[index][1]]
-        idx, valid = sample_frames(len(rec.video), self.cfg.num_frames, self.cfg.sampling, rng)
+        if self.cfg.sampling == "moment":
+            idx, valid = sample_moment_frames(len(rec.video), self.cfg.num_frames, exp.spans, rng)
+        else:
+            idx, valid = sample_frames(len(rec.video), self.cfg.num_frames, self.cfg.sampling, rng)
         if self.cfg.keep_mask_frame and exp.positive:
-            idx = include_frame(idx, mask_frames(rec, exp), len(rec.video), self.cfg.sampling, rng)
-        clip = self.load_clip(rec, exp, idx)
+            mode = "window" if self.cfg.sampling == "moment" else self.cfg.sampling
+            idx = include_frame(idx, mask_frames(rec, exp), len(rec.video), mode, rng)
+        target = exp
+        if self.cfg.oss and exp.positive:  # OSS: only the objects referred within this clip are targets
+            target = replace(exp, obj_ids=objects_in(exp, idx[valid]))
+        clip = self.load_clip(rec, target, idx)
         known = None
         if self.cfg.instances:
             ids = sorted(rec.tracks)
@@ -161,11 +202,12 @@ class ClipDataset(torch.utils.data.Dataset):
             present=torch.from_numpy(present), valid=torch.from_numpy(valid), in_span=torch.from_numpy(in_span),
             positive=exp.positive, text=clip.text, video_id=rec.video_id, exp_id=exp.exp_id,
             frame_index=torch.from_numpy(idx.astype(np.int64)), flipped=clip.flipped, features=feats,
+            span_known=spans is not None,
             positives=[side(t) for t in exp.augmented_positives], negatives=[side(t) for t in exp.hard_negatives],
             others=[side(t) for t in dict.fromkeys(others) if t != exp.text],
             **({} if known is None else dict(
                 instances=torch.from_numpy(clip.instances.astype(np.int64)), instance_known=torch.from_numpy(known),
-                refers=torch.tensor([o in exp.obj_ids for o in ids], dtype=torch.bool), instance_ids=ids)))
+                refers=torch.tensor([o in target.obj_ids for o in ids], dtype=torch.bool), instance_ids=ids)))
 
     def _augment(self, clip: tf.Clip, rng: np.random.Generator, mirror: bool = True) -> tf.Clip:
         """`mirror`: the video may be flipped (with a feature cache: only videos whose mirror image is cached)."""
@@ -272,6 +314,7 @@ def collate(samples: Sequence[ClipSample]) -> Batch:
                  positive=torch.tensor([s.positive for s in samples], dtype=torch.bool),
                  text=[s.text for s in samples], video_ids=[s.video_id for s in samples],
                  exp_ids=[s.exp_id for s in samples], frame_index=stack("frame_index"), features=feats,
+                 span_known=torch.tensor([s.span_known for s in samples], dtype=torch.bool),
                  positives=[list(s.positives) for s in samples], negatives=[list(s.negatives) for s in samples],
                  others=[list(s.others) for s in samples],
                  **(_pad_instances(samples) if samples[0].instances is not None else {}))

@@ -11,7 +11,8 @@ formula; `annotation_cost` counts the same quantities on real records:
   annotations, so we do too;
 - a temporal span costs `span_seconds` (default 10 s). ASSUMPTION, not from any paper: an annotator who has
   watched the video scrubs to the start and to the end of the span, about 5 s a boundary, a little less than a
-  box (7 s) each. Spans are counted per (start, end) interval of every expression that carries spans;
+  box (7 s) each. Spans are counted per (start, end) interval: of every referred object where the expression
+  carries per-object spans (MeViS-M style, `Expression.object_spans`), else of every expression that carries spans;
 - writing the sentences is not counted: every regime keeps the same expressions, so it cancels in comparisons
   (hence the text regime costs 0 spatial seconds).
 """
@@ -94,7 +95,8 @@ def annotation_cost(records: Records, mask_seconds: float = MASK_SECONDS, box_se
                     n["boxes"] += t.box is not None
                 else:
                     n["none_frames"] += 1
-        n["spans"] += sum(len(e.spans) for e in rec.expressions if e.spans is not None)
+        n["spans"] += sum(sum(map(len, e.object_spans.values())) if e.object_spans is not None else len(e.spans)
+                          for e in rec.expressions if e.spans is not None or e.object_spans is not None)
     return CostReport(**n, mask_seconds=mask_seconds, box_seconds=box_seconds, span_seconds=span_seconds)
 
 

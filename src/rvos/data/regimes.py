@@ -4,9 +4,9 @@ Per object track (a frame target is MASK, BOX or NONE; an empty mask / a box of 
 visible"; NONE frames, e.g. the unannotated frames of A2D, stay NONE in every regime):
 
 - `full`: the targets as read (dense masks where the dataset has them).
-- `spans`: the targets of `full` plus the expressions' temporal spans. Every other regime sets
-  `Expression.spans = None`: marking when a sentence holds is annotation work too, so only the regime that
-  pays for it (see rvos.data.cost) keeps it.
+- `spans`: the targets of `full` plus the expressions' temporal spans (`Expression.spans` and the per-object
+  `object_spans`, rvos.data.spans). Every other regime sets both to None: marking when a sentence holds is
+  annotation work too, so only the regime that pays for it (see rvos.data.cost) keeps it.
 - `mask_box` (WRVOS Weak_M+B): the mask on the frame where the object first appears (the first frame whose mask
   is non-empty), a box computed from the mask (`box_from_mask`) on every other annotated frame; box=None where
   the object is not visible. The paper also keeps the box of the mask frame; it follows from the mask, so the
@@ -112,8 +112,11 @@ def _copy_target(t: FrameTarget) -> FrameTarget:
 
 def _copy_expr(e: Expression, keep_spans: bool) -> Expression:
     spans = [tuple(s) for s in e.spans] if keep_spans and e.spans is not None else None
-    return replace(e, obj_ids=list(e.obj_ids), spans=spans, augmented_positives=list(e.augmented_positives),
-                   hard_negatives=list(e.hard_negatives))
+    obj_spans = None
+    if keep_spans and e.object_spans is not None:
+        obj_spans = {o: [tuple(s) for s in lst] for o, lst in e.object_spans.items()}
+    return replace(e, obj_ids=list(e.obj_ids), spans=spans, object_spans=obj_spans,
+                   augmented_positives=list(e.augmented_positives), hard_negatives=list(e.hard_negatives))
 
 
 TrackFn = Callable[[VideoRecord, ObjectTrack], list[FrameTarget]]

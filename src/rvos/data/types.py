@@ -113,6 +113,9 @@ class Expression:
     text: str
     obj_ids: list[int]
     spans: Optional[list[tuple[int, int]]] = None  # frames where the sentence holds, half-open; None = unknown
+    # per referred object, the frames in which the sentence refers to it (MeViS-M style, rvos.data.spans); None =
+    # unknown (then every object has `spans`); `spans` is their union
+    object_spans: Optional[dict[int, list[tuple[int, int]]]] = None
     augmented_positives: list[str] = field(default_factory=list)  # paraphrases (WSRVOS augmentation)
     hard_negatives: list[str] = field(default_factory=list)  # category/attribute/action changed
 

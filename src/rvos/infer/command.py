@@ -65,6 +65,13 @@ def presence_line(r) -> str:
     return f", not present (A: p={r.presence_score:.2f}; {what})"
 
 
+def spans_text(spans) -> str:
+    """Half-open spans as 'frames 3-9, 15-23' (inclusive ends), or 'none'."""
+    if not spans:
+        return "none"
+    return "frames " + ", ".join(f"{s}-{e - 1}" if e - s > 1 else f"{s}" for s, e in spans)
+
+
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="video file (mp4/avi/webm), GIF or folder of frames")
     p.add_argument("--text", action="append", required=True, metavar="SENTENCE",
@@ -82,6 +89,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presence-threshold", type=float, default=None,
                    help="judge the object present when sigmoid(A) >= this (default: the model's own, 0.5 as in eq. 12; an objects model's model.ref_threshold)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on CUDA)")
+    p.add_argument("--no-mdp", action="store_true",
+                   help="TGL models: the language path in every frame instead of propagation outside the predicted spans")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames / override")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                    help="onnx: run on onnxruntime (pip install 'rvos[onnx]'); --checkpoint is then a folder "
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     results = segment_video(model, video, sentences, out, png=not args.no_png, overlay=not args.no_video,
                             zip_png=args.zip, fps=args.fps, device=args.device, window=args.window,
                             threshold=args.threshold, size=args.size, amp=args.amp, gate=gate, progress=True,
-                            presence_threshold=args.presence_threshold)
+                            presence_threshold=args.presence_threshold, mdp=False if args.no_mdp else None)
     print(f"segmented {len(video)} frames of {args.video} with {checkpoint}"
           + (f" on onnxruntime ({model.threads} threads)" if args.runtime == "onnx" else ""))
     if gate is False and not args.no_gate:
@@ -132,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         seen = sum(a > 0 for a in r.areas)
         print(f"  {r.sentence!r}: object in {seen}/{len(r.areas)} frames{presence_line(r)}")
+        if r.spans is not None:
+            print(f"    predicted spans (frames where the sentence holds): {spans_text(r.spans)}")
         if "png" in r.paths:
             print(f"    PNGs: {r.paths['png']}")
     if not args.no_png and args.zip:

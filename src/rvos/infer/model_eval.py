@@ -46,7 +46,8 @@ def evaluate_model_views(model, records: Sequence[VideoRecord], views: dict[str,
     keeps = [k for _, k in views.values()]
     predict = None if any(k is None for k in keeps) else (lambda r, e: any(k(r, e) for k in keeps))
     preds = predict_records(model, records, out=out, expressions=predict, progress=progress, **predictor_kwargs)
-    source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence))
+    source = MemoryPredictions(preds, scores=dict(preds.scores), presence=dict(preds.presence),
+                               spans=dict(preds.spans))
     results = {}
     for name, (protocol, keep) in views.items():
         scored = list(records)

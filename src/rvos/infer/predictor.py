@@ -10,6 +10,10 @@ where presence is the video-level decision (mean over windows of the per-window 
 first pass spills every query's stride-4 logits (float16) to a temporary file on disk, and a second pass reads
 the chosen query back, upsamples, gates and writes. Disk, not memory, grows with the length; frames are decoded
 again only when a sink draws on them. A single-query model without gating streams in one pass.
+
+A model with a moment head and a propagation path (TGL) also takes two passes: the predicted relevance picks,
+per frame, the language path or propagation from the referred frames (rvos.infer.mdp; `mdp=False` keeps the
+language path everywhere).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 from rvos.data.types import Video
 from rvos.errors import ConfigError, DatasetError
 from rvos.infer.geometry import Geometry
+from rvos.infer.mdp import MomentGuidedPaths
 from rvos.infer.rle import encode_rle
 from rvos.infer.spill import LogitSpill
 
@@ -68,6 +73,9 @@ class FrameSink:
     def open(self, video: Video, sentences: list[str]) -> None:
         pass
 
+    def attach(self, results: list[SegmentResult]) -> None:
+        """The results being filled in (relevance grows window by window), for sinks that show per-frame state."""
+
     def write(self, index: int, frame: Optional[np.ndarray], masks: list[np.ndarray]) -> None:
         raise NotImplementedError
 
@@ -89,14 +97,16 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", window: int = 8,
                  threshold: float = 0.5, size: Optional[int] = None, amp: bool = False,
                  encode_batch: Optional[int] = None, gate: Optional[bool] = None, keep_rle: bool = False,
-                 pad_to: int = 32, progress: bool = False, presence_threshold: Optional[float] = None):
+                 pad_to: int = 32, progress: bool = False, presence_threshold: Optional[float] = None,
+                 mdp: Optional[bool] = None):
         """`window`: frames decoded together (and read into memory at once). `encode_batch`: frames per
         encode_frames call; default 1 on CPU (a frame at a time is faster per frame there), the window on GPU.
         `gate`: empty the masks when the model's presence head says absent; None = on when it has one.
         `presence_threshold`: the object is judged present when sigmoid(A) >= this (eq. 12 uses 0.5); higher
         empties more absent-object masks (R up) at the cost of more wrongly emptied positives (J&F down).
         None: the model's own operating point (`model.ref_threshold` of an objects model, chosen on the validation
-        split; 0.5 otherwise)."""
+        split; 0.5 otherwise).
+        `mdp`: TGL dual-path inference when the model has a moment head and a propagation path (None = on)."""
         if presence_threshold is None:
             presence_threshold = default_presence_threshold(model)
         if window < 1:
@@ -111,6 +121,7 @@ class Predictor:
         self.window, self.threshold, self.size, self.amp = window, threshold, size, amp
         self.encode_batch = encode_batch or (1 if self.device.type == "cpu" else window)
         self.gate, self.keep_rle, self.pad_to, self.progress = gate, keep_rle, pad_to, progress
+        self.mdp = mdp
 
     # ----------------------------------------------------------------------------------------- model calls
     def _autocast(self):
@@ -147,7 +158,9 @@ class Predictor:
         keep = [[] if self.keep_rle else None for _ in sentences]
         for sink in sinks:
             sink.open(video, sentences)
+            sink.attach(results)
         spill: Optional[LogitSpill] = None
+        paths = MomentGuidedPaths.for_model(self.model, self.mdp, self.device)
         # Per sentence, per frame: the Q sigmoid scores as Python floats. Not numpy/torch: small long-lived
         # malloc'ed buffers between each window's large transient ones fragment the heap, and RSS then grows
         # ~100 KB a frame (measured); Python floats live in pymalloc's own arenas.
@@ -169,6 +182,8 @@ class Predictor:
                 idx = list(range(start, min(n, start + self.window)))
                 frames = [video.frame(i) for i in idx]
                 feats = self.encode(geo.to_input(frames).to(self.device))
+                if paths is not None:
+                    paths.observe(feats)
                 decoded = [self.decode(feats, text, len(idx)) for text in texts]
                 for k, (_, scores, pres, rel) in enumerate(decoded):
                     score_hist[k] += scores.sigmoid().tolist()
@@ -179,7 +194,7 @@ class Predictor:
                         presence[k].append((1.0 / (1.0 + math.exp(-pres)), len(idx)))
                 if spill is None and start == 0:
                     q, has_presence = decoded[0][0].shape[1], decoded[0][2] is not None
-                    two_pass = q > 1 or (has_presence and self.gate is not False)
+                    two_pass = q > 1 or (has_presence and self.gate is not False) or paths is not None
                     spill = LogitSpill(len(sentences)) if two_pass else None
                 if spill is not None:
                     for k, (logits, *_) in enumerate(decoded):
@@ -195,7 +210,7 @@ class Predictor:
                     r.present = r.presence_score >= self.presence_threshold
                     r.gated = bool(spill is not None and self.gate is not False and not r.present)
             if spill is not None:
-                self._second_pass(video, geo, spill, results, keep, sinks)
+                self._second_pass(video, geo, spill, results, keep, sinks, paths)
             for k, r in enumerate(results):
                 r.rles = keep[k]
             for sink in sinks:
@@ -207,10 +222,12 @@ class Predictor:
         finally:
             if spill is not None:
                 spill.cleanup()
+            if paths is not None:
+                paths.cleanup()
         return results
 
-    def _second_pass(self, video, geo, spill, results, keep, sinks) -> None:
-        """Read the chosen query's logits back a window at a time; gate; upsample; write."""
+    def _second_pass(self, video, geo, spill, results, keep, sinks, paths=None) -> None:
+        """Read the chosen query's logits back a window at a time; route (MDP); gate; upsample; write."""
         n, read_frames = len(video), any(s.needs_frames for s in sinks)
         for start in range(0, n, self.window):
             idx = list(range(start, min(n, start + self.window)))
@@ -218,6 +235,8 @@ class Predictor:
             logits = []
             for k, r in enumerate(results):
                 lo = spill.read(k, start, len(idx), r.query).to(self.device)  # [T, h, w]
+                if paths is not None and not r.gated:
+                    lo = paths.route(k, start, lo, r.relevance, lambda t, k=k, q=r.query: spill.read(k, t, 1, q)[0])
                 logits.append(torch.full_like(lo, -1e4) if r.gated else lo)
             self._emit(geo, idx, frames, logits, results, keep, sinks)
 

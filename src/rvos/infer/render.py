@@ -68,6 +68,29 @@ def draw_captions(frame: np.ndarray, lines: list[str], max_chars: int = 60) -> n
     return frame
 
 
+def draw_timeline(frame: np.ndarray, relevance: list, index: int, n_frames: int, threshold: float = 0.5) -> np.ndarray:
+    """Predicted spans along the bottom of the frame (in place, returned): one bar per sentence that has relevance
+    (a list of per-frame probabilities known so far, or None: no bar), its tint where the probability exceeds
+    `threshold`, grey elsewhere, dark for frames not yet known; a white tick marks frame `index`."""
+    h, w = frame.shape[:2]
+    rows = [(k, r) for k, r in enumerate(relevance) if r is not None]
+    if not rows or n_frames < 1:
+        return frame
+    bar = max(3, h // 60)
+    for row, (k, rel) in enumerate(rows):
+        y1 = h - 2 - row * (bar + 2)
+        y0 = y1 - bar
+        if y0 < 0:
+            break
+        for t in range(n_frames):
+            x0, x1 = t * w // n_frames, max(t * w // n_frames + 1, (t + 1) * w // n_frames)
+            color = (40, 40, 40) if t >= len(rel) else tint(k) if rel[t] > threshold else (128, 128, 128)
+            frame[y0:y1, x0:x1] = color
+        x = min(w - 1, (2 * index + 1) * w // (2 * n_frames))
+        frame[y0:y1, max(0, x - 1): x + 1] = (255, 255, 255)
+    return frame
+
+
 def render_frame(frame: np.ndarray, masks: list[np.ndarray], sentences: list[str], alpha: float = 0.5) -> np.ndarray:
     """The overlay video's frame: masks tinted over the frame and the sentences written on it (RGB)."""
     return draw_captions(overlay_masks(frame, masks, alpha), sentences)

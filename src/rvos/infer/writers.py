@@ -23,7 +23,7 @@ from PIL import Image
 from rvos.data.types import Video
 from rvos.errors import RVOSError
 from rvos.infer.predictor import FrameSink, SegmentResult
-from rvos.infer.render import davis_palette, render_frame
+from rvos.infer.render import davis_palette, draw_timeline, render_frame
 from rvos.infer.rle import encode_rle
 
 _PALETTE = davis_palette()
@@ -108,17 +108,24 @@ class OverlayVideoSink(FrameSink):
     """MP4 (mp4v) of the masks tinted over the video with the sentences written on it. MPEG-4 needs even
     sizes: an odd height/width gets one black row/column at the bottom/right rather than losing a pixel.
     `fourcc` picks another codec for the container of `path`: "VP80" with a .webm path gives a video that
-    browsers play (the web demo), which mp4v is not."""
+    browsers play (the web demo), which mp4v is not.
+    For a model with a moment head (per-frame relevance), each sentence's caption ends in "(referred)" on the
+    frames of its predicted spans, and a bar per sentence along the bottom shows the spans (its tint where the
+    sentence holds, grey where not, dark for frames not yet decoded) with a tick at the current frame."""
 
     needs_frames = True
 
     def __init__(self, path: Path | str, fps: Optional[float] = None, alpha: float = 0.5, fourcc: str = "mp4v"):
         self.path, self.fps, self.alpha, self.writer = Path(path), fps, alpha, None
         self.fourcc = fourcc
+        self.results: list[SegmentResult] = []
+
+    def attach(self, results: list[SegmentResult]) -> None:
+        self.results = results
 
     def open(self, video: Video, sentences: list[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp, self.sentences = _tmp_name(self.path), sentences
+        self.tmp, self.sentences, self.n_frames = _tmp_name(self.path), sentences, len(video)
         self.size = (video.width, video.height)
         self.even = (video.width + video.width % 2, video.height + video.height % 2)
         fps = float(self.fps or video.fps or 24.0)
@@ -129,7 +136,10 @@ class OverlayVideoSink(FrameSink):
     def write(self, index: int, frame: np.ndarray, masks: list[np.ndarray]) -> None:
         if frame.shape[:2] != (self.size[1], self.size[0]):
             frame = cv2.resize(frame, self.size)
-        out = render_frame(frame, masks, self.sentences, self.alpha)
+        relevance = [r.relevance for r in self.results] or [None] * len(masks)
+        captions = [s + (" (referred)" if rel is not None and index < len(rel) and rel[index] > 0.5 else "")
+                    for s, rel in zip(self.sentences, relevance)]
+        out = draw_timeline(render_frame(frame, masks, captions, self.alpha), relevance, index, self.n_frames)
         if self.even != self.size:
             out = cv2.copyMakeBorder(out, 0, self.even[1] - self.size[1], 0, self.even[0] - self.size[0],
                                      cv2.BORDER_CONSTANT, value=(0, 0, 0))

@@ -9,8 +9,10 @@ from rvos.models.expression_scorer import ExpressionScorer
 from rvos.models.fpn import LanguageFPN
 from rvos.models.fusion import CrossModalFusion
 from rvos.models.heads import MultiQueryHead, SingleHead
+from rvos.models.moment import MomentHead
 from rvos.models.object_model import POOLED_LEVELS, ObjectRVOSModel
 from rvos.models.objects import ObjectDecoder
+from rvos.models.propagation import MaskPropagation
 from rvos.models.referring import GEOMETRY, MOTION, TrackReferrer
 from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.selection import BidirectionalSelection
@@ -48,9 +50,14 @@ def build_model(cfg: ModelConfig | None = None) -> RVOSModel | ObjectRVOSModel:
     temporal = None
     if cfg.temporal_layers:
         temporal = TemporalContext(cfg.dim, cfg.num_heads, cfg.temporal_layers, cfg.temporal_max_frames)
+    moment = MomentHead(cfg.dim, cfg.moment_hidden, cfg.moment_layers) if cfg.moment else None
+    propagation = None
+    if cfg.propagation:
+        propagation = MaskPropagation((c2, c3, c4), cfg.prop_dim, memory=cfg.prop_memory, sigma=cfg.prop_sigma)
     scorer = ExpressionScorer(cfg.dim, pool=cfg.expression_pool) if cfg.expression_scorer else None
     return RVOSModel(vision=vision, text=text, fusion=fusion, fpn=fpn, head=head, blcl=blcl, r2=r2,
-                     temporal=temporal, expression_scorer=scorer, config=cfg)
+                     temporal=temporal, moment=moment, propagation=propagation, expression_scorer=scorer,
+                     config=cfg)
 
 
 def build_object_model(cfg: ModelConfig, vision, text) -> ObjectRVOSModel:

@@ -45,6 +45,13 @@ class ModelConfig:
     r2_text_fusion: str = "add"  # how e' is fused into e for the queries: "add" (LN(e + W e')) or "concat"
     temporal_layers: int = 0  # transformer layers over each clip's T x h x w fused tokens (models/temporal.py); 0 = off
     temporal_max_frames: int = 32  # longest clip / predictor window the frame-index embedding covers
+    moment: bool = False  # TGL moment head (models/moment.py): per-frame relevance logits `RVOSOutput.relevance`
+    moment_hidden: int = 64
+    moment_layers: int = 2  # temporal 1-D convolutions over the frames of a clip
+    propagation: bool = False  # TGL language-agnostic mask propagation (models/propagation.py), used by MDP
+    prop_dim: int = 32  # width of the propagation's visual embedding (stride 8)
+    prop_memory: int = 4  # referred frames each propagated frame reads at inference (nearest in time)
+    prop_sigma: float = 3.0  # spatial prior of the memory read, in stride-8 cells (x (1 + frames apart)); 0 = off
     # head="objects" (models/objects.py, tracking.py, referring.py); dim, num_heads and fpn_dims are shared
     obj_queries: int = 8  # object queries per frame = track slots (the most objects a frame can hold)
     obj_layers: int = 3  # object decoder layers (masked attention, strides 32, 16, 8 in turn)
@@ -88,6 +95,13 @@ class ModelConfig:
         if self.temporal_layers < 0 or self.temporal_max_frames < 1:
             raise ConfigError(f"model.temporal_layers must be >= 0 and model.temporal_max_frames >= 1, got "
                               f"{self.temporal_layers}, {self.temporal_max_frames}")
+        if self.moment_hidden < 1 or self.moment_layers < 0 or self.prop_dim < 1 or self.prop_memory < 1 \
+                or self.prop_sigma < 0:
+            raise ConfigError("model.moment_hidden, prop_dim and prop_memory must be >= 1, model.moment_layers and "
+                              "prop_sigma >= 0")
+        if self.head == "objects" and (self.moment or self.propagation):
+            raise ConfigError("model.moment and model.propagation (TGL) are parts of the single/multi heads' RVOSModel; "
+                              "head='objects' has neither")
         if min(self.obj_queries, self.obj_layers, self.obj_mask_dim, self.ref_layers, self.ref_bins) < 1 or \
                 not 0.0 <= self.track_momentum < 1.0 or not 0.0 <= self.ref_dropout < 1.0 or \
                 not 0.0 < self.ref_threshold < 1.0:

@@ -14,6 +14,10 @@ Optional parts (ModelConfig.blcl / r2 / temporal_layers), all off by default:
 - `temporal` (ModelConfig.temporal_layers > 0, models/temporal.py): transformer layers over each clip's T x h x w
   fused tokens with a frame-index embedding, right after the fusion; frames of a clip then depend on each other
   (the predictor decodes windows of consecutive frames, so it gives the module a clip).
+- `moment` (ModelConfig.moment, TGL, models/moment.py): per-frame relevance logits `relevance` [B, T] from the
+  fused features and the head's masks, mixing the frames of a clip; `propagation` (ModelConfig.propagation,
+  models/propagation.py): the language-agnostic mask propagation of MDP. `decode` does not call it: the TGL
+  method and the predictor (rvos.infer.mdp) choose the memory frames and call it on the visual features.
 - `expression_scorer` (ModelConfig.expression_scorer, WSRVOS, models/expression_scorer.py): the query scores are
   the match of each query's mask-pooled, language-free visual feature with the sentence; the pooled features go
   to extras["proposal_features"] [B, T, Q, D] and `match_sentences` scores them against any other sentences.
@@ -50,7 +54,9 @@ class R2Parts(nn.Module):
 class RVOSModel(nn.Module):
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: nn.Module, fpn: nn.Module,
                  head: nn.Module, blcl: Optional[nn.Module] = None, r2: Optional[R2Parts] = None,
-                 temporal: Optional[nn.Module] = None, expression_scorer: Optional[nn.Module] = None, config=None):
+                 temporal: Optional[nn.Module] = None, moment: Optional[nn.Module] = None,
+                 propagation: Optional[nn.Module] = None, expression_scorer: Optional[nn.Module] = None,
+                 config=None):
         super().__init__()
         self.expression_scorer = expression_scorer
         self.vision = vision
@@ -61,6 +67,8 @@ class RVOSModel(nn.Module):
         self.blcl = blcl
         self.r2 = r2
         self.temporal = temporal
+        self.moment = moment
+        self.propagation = propagation
         self.config = config
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
@@ -124,6 +132,9 @@ class RVOSModel(nn.Module):
         if fused.selection is not None:
             extras["selected_visual"], extras["selected_words"] = bt(fused.selection.visual), bt(fused.selection.words)
         extras.update({"fused_visual": bt(fused.visual), "fused_words": bt(fused.words), "word_pad": bt(pad)})
+        relevance = None
+        if self.moment is not None:
+            relevance = self.moment(extras["fused_visual"], e, bt(masks), bt(scores))  # [B, T]
         return RVOSOutput(
             mask_logits=bt(masks),
             scores=bt(scores),
@@ -132,6 +143,7 @@ class RVOSModel(nn.Module):
             sentence=e,  # [B, D]
             boxes=None if boxes is None else bt(boxes),
             presence=presence,
+            relevance=relevance,
             extras=extras,
         )
 

@@ -3,6 +3,8 @@
     root/<split>/meta_expressions.json   videos -> vid -> {expressions -> id -> {exp, obj_id: [int], anno_id: [int]}, frames}
     root/<split>/JPEGImages/<vid>/<frame>.jpg
     root/<split>/mask_dict.json          anno_id (str) -> one COCO RLE {"size": [h, w], "counts": str} or null per frame
+    root/<split>/temporal_spans.json     optional (MeViS-M): per (expression, object) the frames it is referred to
+                                         (layout and checks: rvos.data.spans)
 
 Tracks are keyed by obj_id; an object's masks come from the anno_id paired with it in its expressions. Every
 frame of a split with `mask_dict.json` is a MASK target (null -> empty mask: annotated, not visible); a split
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rvos.data.readers.common import frame_names_of, UNKNOWN_OBJ_ID, folder_video, load_json, natural_key_str, none_targets, parse_expression
+from rvos.data.spans import SPANS_FILE, attach_spans, read_spans_file
 from rvos.data.types import FrameTarget, MaskRef, ObjectTrack, TargetKind, VideoRecord
 from rvos.errors import DatasetError
 
@@ -98,4 +101,5 @@ def read_mevis(root: Path | str, split: str = "valid_u", fps: float = 6.0) -> li
                 targets = none_targets(len(names))
             tracks[o] = ObjectTrack(o, targets)
         records.append(VideoRecord(video, tracks, exps, split))
-    return records
+    spans_path = root / split / SPANS_FILE
+    return attach_spans(records, read_spans_file(spans_path), spans_path)

@@ -6,7 +6,8 @@
     root/<split>/meta.json                                optional: videos -> vid -> objects -> id -> {category, frames}
 
 Optional extras (synthetic benchmark, MeViS-style): `obj_id` a list (multi-object) or [] (no target), `spans`,
-`aug_pos`, `hard_neg` per expression, `fps` per video (see common.parse_expression).
+`aug_pos`, `hard_neg` per expression, `fps` per video (see common.parse_expression); per-object temporal spans
+(MeViS-M style) in `root/meta_expressions/<split>/temporal_spans.json` (layout: rvos.data.spans).
 
 Targets: a frame whose annotation PNG exists is a MASK target (`png == obj_id`, empty when the object is not
 there); a frame without a PNG, or any frame of a split without `Annotations/`, is a NONE target. Tracks exist for
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rvos.data.readers.common import frame_names_of, folder_video, load_json, natural_key_str, parse_expression, png_targets
+from rvos.data.spans import SPANS_FILE, attach_spans, read_spans_file
 from rvos.data.types import ObjectTrack, VideoRecord
 from rvos.errors import DatasetError
 
@@ -61,4 +63,5 @@ def read_ytvos(root: Path | str, split: str = "train", fps: float | None = None)
         present = {p.stem for p in ann_dir.glob("*.png")} if ann_dir else set()
         tracks = {o: ObjectTrack(o, png_targets(ann_dir, names, o, present), cats.get(o)) for o in obj_ids}
         records.append(VideoRecord(video, tracks, exps, split))
-    return records
+    spans_path = exp_path.parent / SPANS_FILE
+    return attach_spans(records, read_spans_file(spans_path), spans_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rvos.data.spans import SPANS_FILE, runs
 from rvos.data.synth.config import SPLITS, VERSION, SynthConfig
 from rvos.data.synth.expressions import IN_MEMORY_KEYS
 from rvos.data.synth.video import generate_video
@@ -50,8 +51,9 @@ def video_id(split: str, index: int) -> str:
     return f"{split}_{index:04d}"
 
 
-def _write_video(job: tuple[str, int, str, SynthConfig]) -> tuple[str, str, dict, dict]:
-    """Generate one video, write its frames and label maps under root; return (split, vid, meta, expressions)."""
+def _write_video(job: tuple[str, int, str, SynthConfig]) -> tuple[str, str, dict, dict, dict]:
+    """Generate one video, write its frames and label maps under root; return (split, vid, meta, expressions,
+    temporal spans)."""
     split, index, root, cfg = job
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
     frames, labels, objects, expressions = generate_video(rng, cfg)
@@ -70,7 +72,19 @@ def _write_video(job: tuple[str, int, str, SynthConfig]) -> tuple[str, str, dict
         "category": o.category, "frames": [n for n, p in zip(names, present) if (p == o.obj_id).any()],
         "colour": o.colour, "size": o.size, "texture": o.texture, "motion": o.motion} for o in objects}}
     exps = {str(k): {key: v for key, v in e.items() if key not in IN_MEMORY_KEYS} for k, e in enumerate(expressions)}
-    return split, vid, meta, {"fps": cfg.fps, "frames": names, "expressions": exps}
+    spans = {k: {"obj_spans": object_spans(e, present)} for k, e in exps.items()}
+    return split, vid, meta, {"fps": cfg.fps, "frames": names, "expressions": exps}, {"expressions": spans}
+
+
+def object_spans(e: dict, present: np.ndarray) -> dict[str, list[list[int]]]:
+    """MeViS-M spans of one expression dict: when it refers to each of its objects. A partial expression holds
+    in its `spans` (the frames of the named motion state, all visible); any other positive one refers to each
+    object wherever it is visible (the generator checks that it holds there throughout); a negative, nowhere.
+    `present`: the label maps, [T, H*W]."""
+    ids = e["obj_id"] if isinstance(e["obj_id"], list) else [e["obj_id"]]
+    if "spans" in e:
+        return {str(o): [list(s) for s in e["spans"]] for o in ids}
+    return {str(o): [list(s) for s in runs((present == int(o)).any(axis=1))] for o in ids}
 
 
 def _dump_json(obj, path: Path) -> None:
@@ -108,12 +122,14 @@ def generate(out_dir, cfg: SynthConfig | None = None, overwrite: bool = False, w
         counts = {"videos": Counter(), "objects": Counter(), "expressions": Counter()}
         for split in SPLITS:
             mine = [r for r in results if r[0] == split]
-            _dump_json({"videos": {vid: meta for _, vid, meta, _ in mine}}, tmp / split / "meta.json")
-            _dump_json({"videos": {vid: exps for _, vid, _, exps in mine}},
+            _dump_json({"videos": {vid: meta for _, vid, meta, _, _ in mine}}, tmp / split / "meta.json")
+            _dump_json({"videos": {vid: exps for _, vid, _, exps, _ in mine}},
                        tmp / "meta_expressions" / split / "meta_expressions.json")
+            _dump_json({"videos": {vid: spans for _, vid, _, _, spans in mine}},
+                       tmp / "meta_expressions" / split / SPANS_FILE)
             counts["videos"][split] = len(mine)
-            counts["objects"][split] = sum(len(m["objects"]) for _, _, m, _ in mine)
-            for _, _, _, exps in mine:
+            counts["objects"][split] = sum(len(m["objects"]) for _, _, m, _, _ in mine)
+            for _, _, _, exps, _ in mine:
                 counts["expressions"].update(e["kind"] for e in exps["expressions"].values())
         config = {k: v for k, v in cfg.to_dict().items() if k != "workers"}  # workers do not change the output
         _dump_json({"version": VERSION, "seed": cfg.seed, "config": config,
