@@ -119,3 +119,21 @@ def test_errors_name_the_fix():
         SimRVOS(model)
     with pytest.raises(ConfigError, match="model.head=objects"):
         Objects(build_model(from_dict(TrainConfig, {"model": {"vision": "tiny", "text": "tiny"}}).model))
+
+
+def test_presence_threshold_is_the_models_own_unless_given():
+    """An objects model carries its operating point (model.ref_threshold); other models default to 0.5."""
+    from dataclasses import replace
+
+    from rvos.models import ModelConfig
+
+    cfg = replace(objects_cfg().model, ref_threshold=0.2, ref_dropout=0.1)
+    model = build_model(cfg)
+    assert Predictor(model).presence_threshold == pytest.approx(0.2)
+    assert Predictor(model, presence_threshold=0.7).presence_threshold == pytest.approx(0.7)
+    single = build_model(ModelConfig(vision="tiny", vision_pretrained=False, text="tiny", dim=16, num_heads=2,
+                                     fpn_dims=(16, 16, 8), mask_dim=8, dyn_hidden=8))
+    assert Predictor(single).presence_threshold == 0.5
+    for bad in ({"ref_threshold": 0.0}, {"ref_threshold": 1.0}, {"ref_dropout": 1.0}):
+        with pytest.raises(ConfigError, match="ref_"):
+            replace(cfg, **bad)
