@@ -30,6 +30,7 @@ from rvos.errors import ConfigError
 from rvos.models.objects import FrameObjects, ObjectDecoder
 from rvos.models.output import RVOSOutput
 from rvos.models.referring import TrackInputs, TrackReferrer, frame_descriptors, video_inputs
+from rvos.models.rvos_model import forward_clip
 from rvos.models.text import TextEncoder, TextFeatures
 from rvos.models.tracking import gather_tracks, link_queries
 from rvos.models.vision import VisionEncoder
@@ -131,16 +132,4 @@ class ObjectRVOSModel(nn.Module):
 
     def forward(self, frames: Optional[torch.Tensor], text, features: Optional[list[torch.Tensor]] = None
                 ) -> RVOSOutput:
-        if features is not None:
-            B, T = features[0].shape[:2]
-            flat = [f.flatten(0, 1) for f in features]
-        elif frames is not None:
-            if frames.dim() != 5:
-                raise ConfigError(f"forward expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
-            B, T = frames.shape[:2]
-            flat = self.encode_frames(frames.flatten(0, 1))
-        else:
-            raise ConfigError("forward needs frames or cached features")
-        if not isinstance(text, TextFeatures):
-            text = self.encode_text(list(text))
-        return self.decode(flat, text, B, T)
+        return forward_clip(self, frames, text, features)

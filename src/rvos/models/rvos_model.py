@@ -159,16 +159,22 @@ class RVOSModel(nn.Module):
                 ) -> RVOSOutput:
         """frames [B, T, 3, H, W] in [0, 1], or None when `features` (per level [B, T, C_l, H_l, W_l], e.g. from
         the feature cache) replace the vision pass; text: B sentences or their TextFeatures."""
-        if features is not None:
-            B, T = features[0].shape[:2]
-            flat = [f.flatten(0, 1) for f in features]  # [B*T, C_l, H_l, W_l]
-        elif frames is not None:
-            if frames.dim() != 5:
-                raise ConfigError(f"forward expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
-            B, T = frames.shape[:2]
-            flat = self.encode_frames(frames.flatten(0, 1))
-        else:
-            raise ConfigError("forward needs frames or cached features")
-        if not isinstance(text, TextFeatures):
-            text = self.encode_text(list(text))
-        return self.decode(flat, text, B, T)
+        return forward_clip(self, frames, text, features)
+
+
+def forward_clip(model: nn.Module, frames: Optional[torch.Tensor], text, features: Optional[list[torch.Tensor]]):
+    """The clip form every model shares: frames [B, T, 3, H, W] (or cached features per level [B, T, C_l, H_l,
+    W_l]) and B sentences (or their TextFeatures) -> model.decode(flat features, text, B, T)."""
+    if features is not None:
+        B, T = features[0].shape[:2]
+        flat = [f.flatten(0, 1) for f in features]  # [B*T, C_l, H_l, W_l]
+    elif frames is not None:
+        if frames.dim() != 5:
+            raise ConfigError(f"forward expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
+        B, T = frames.shape[:2]
+        flat = model.encode_frames(frames.flatten(0, 1))
+    else:
+        raise ConfigError("forward needs frames or cached features")
+    if not isinstance(text, TextFeatures):
+        text = model.encode_text(list(text))
+    return model.decode(flat, text, B, T)
