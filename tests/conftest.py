@@ -40,3 +40,19 @@ def davis_sample() -> Path:
 def text_data() -> Path:
     assert TEXT_DATA.is_dir(), f"the real sentence files are expected at {TEXT_DATA}"
     return TEXT_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny model (random weights) in the trainer's checkpoint format (what `rvos demo` writes)."""
+    import torch
+
+    from rvos.models import ModelConfig, build_model
+    from rvos.train.checkpoint import FORMAT, atomic_torch_save
+    from rvos.train.config import TrainConfig, to_dict
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(model=ModelConfig(vision="tiny", text="tiny"))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    atomic_torch_save({"format": FORMAT, "config": to_dict(cfg), "model": build_model(cfg.model).state_dict()}, path)
+    return path

@@ -1,24 +1,8 @@
-"""Fixtures of the web-demo tests: a tiny random-weight checkpoint (fast) and a small WebM the browser plays."""
+"""Fixtures of the web-demo tests: a small WebM the browser plays (the tiny checkpoint is tests/conftest.py's)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A tiny model (random weights) in the trainer's checkpoint format."""
-    import torch
-
-    from rvos.models import ModelConfig, build_model
-    from rvos.train.checkpoint import FORMAT, atomic_torch_save
-    from rvos.train.config import TrainConfig, to_dict
-
-    torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(vision="tiny", text="tiny"))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_torch_save({"format": FORMAT, "config": to_dict(cfg), "model": build_model(cfg.model).state_dict()}, path)
-    return path
 
 
 def square_frames(n: int = 6, h: int = 48, w: int = 64) -> np.ndarray:

@@ -19,19 +19,9 @@ from rvos.infer.submission import SubmissionZip, mask_png
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny random-weight model in the trainer's checkpoint format."""
-    import torch
-
-    from rvos.models import ModelConfig, build_model
-    from rvos.train.checkpoint import FORMAT, atomic_torch_save
-    from rvos.train.config import TrainConfig, to_dict
-
-    torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(vision="tiny", text="tiny"))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_torch_save({"format": FORMAT, "config": to_dict(cfg), "model": build_model(cfg.model).state_dict()}, path)
-    return path
+def checkpoint(tiny_checkpoint):
+    """A tiny random-weight model in the trainer's checkpoint format. (tests/conftest.py)"""
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

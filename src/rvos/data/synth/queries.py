@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from rvos.data.spans import runs
 from rvos.data.synth.scene import SceneObject
 
 SIDES = ("left", "right", "top", "bottom")
@@ -65,18 +66,6 @@ def motion_labels(velocity: np.ndarray) -> list[str]:
             out.append("right" if vx > 0 else "left")
         else:
             out.append("down" if vy > 0 else "up")
-    return out
-
-
-def runs(flags) -> list[tuple[int, int]]:
-    """Half-open intervals where a boolean sequence is true."""
-    out, start = [], None
-    for i, f in enumerate(list(flags) + [False]):
-        if f and start is None:
-            start = i
-        elif not f and start is not None:
-            out.append((start, i))
-            start = None
     return out
 
 
