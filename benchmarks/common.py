@@ -1,8 +1,10 @@
-"""Shared bits of the benchmark scripts: the machine line, the exact command, a median timer, markdown tables.
+"""Shared bits of the benchmark scripts: the machine line, the exact command, a median timer, markdown tables,
+atomic results files.
 
 Scripts in this folder import it as `common` (the script's own folder is on sys.path when run as a script)."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -59,3 +61,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """A results file, written atomically (a killed benchmark leaves the previous one)."""
+    from rvos.train.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), json.dumps(data, indent=1, sort_keys=True).encode())

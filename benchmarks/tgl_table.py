@@ -48,7 +48,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
 import torch
-from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table
+from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table, write_json
 from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.readers import open_dataset
 from rvos.data.regimes import apply_regime
@@ -253,13 +253,6 @@ def train_and_score(args, base, row: str, seed: int, train, test, kinds, cache, 
         out["oracle_moments"] = score_oracle(trainer.model, test, kinds, args.eval_size)
     out["eval_s"] = time.perf_counter() - t0
     return out
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def load_data(args):

@@ -34,7 +34,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
-from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table
+from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table, write_json
 from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.cost import annotation_cost
 from rvos.data.readers import open_dataset
@@ -199,13 +199,6 @@ def train_and_score(args, base, spec: Spec, seed: int, train_full, test, cache, 
 
 def unique_full(records):
     return list({r.video_id: r for r in records}.values())
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def load_data(args):
