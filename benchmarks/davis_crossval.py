@@ -69,7 +69,10 @@ def first_frames(rec: VideoRecord, n: int) -> VideoRecord:
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="training config overrides key=value (e.g. model.mask_dim=16)")
-    ap.add_argument("--steps", type=int, default=200, help="optimizer steps per fold")
+    ap.add_argument("--config", default="simrvos_synth", help="packaged training config each fold starts from "
+                    "(simrvos_synth; objects_synth trains the object-centric model in its two phases, the "
+                    "referrer's steps from method.params.refer_steps)")
+    ap.add_argument("--steps", type=int, default=200, help="optimizer steps per fold (phase 1 for objects_synth)")
     ap.add_argument("--size", type=int, nargs=2, default=(240, 427), metavar=("H", "W"), help="training size")
     ap.add_argument("--eval-size", type=int, default=240, help="shorter side the held-out video is segmented at")
     ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (decayed x0.1 at 80%% of the steps)")
@@ -94,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train_config(args):
     decay = [int(0.8 * args.steps)] if args.steps >= 5 else []
-    return load_config("simrvos_synth", [
+    return load_config(args.config, [
         f"data.root={args.data}", f"data.clip.num_frames={args.num_frames}", "data.clip.sampling=random",
         f"data.clip.size=[{args.size[0]},{args.size[1]}]", f"optim.lr={args.lr}", f"optim.decay_steps={decay}",
         f"loop.steps={args.steps}", f"loop.batch_size={args.batch}", f"loop.seed={args.seed}", "loop.device=cpu",
@@ -106,13 +109,22 @@ def train_config(args):
 def run_fold(cfg, args, held: VideoRecord, train: list[VideoRecord], cache, out: Path) -> tuple:
     """Train a fresh model on `train` (features from `cache`), segment `held`: one table row."""
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, out / held.video_id, records=train, features=cache, hooks=[LogHook()])
-    setup_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    last = trainer.fit()
+    if cfg.method.name == "objects":  # two phases (methods/objects.py); the whole model is OUT/checkpoints/last.pt
+        from rvos.methods.objects import train_objects
+        from rvos.train.checkpoint import checkpoint_path, load_model_from_checkpoint
+
+        setup_s = 0.0
+        last = train_objects(cfg, out / held.video_id, records=train, features=cache)
+        model = load_model_from_checkpoint(checkpoint_path(out / held.video_id))[0]
+    else:
+        trainer = Trainer(cfg, out / held.video_id, records=train, features=cache, hooks=[LogHook()])
+        setup_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        last = trainer.fit()
+        model = trainer.model
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    s = evaluate_model(trainer.model, [held], "all-frames", size=args.eval_size).summary
+    s = evaluate_model(model, [held], "all-frames", size=args.eval_size).summary
     eval_s = time.perf_counter() - t0
     print(f"fold {held.video_id}: J&F {s['J&F']:.3f} (J {s['J']:.3f}, F {s['F']:.3f}), final loss "
           f"{last.get('loss', float('nan')):.4f}, setup {setup_s:.1f} s, train {train_s:.1f} s "
@@ -123,8 +135,10 @@ def run_fold(cfg, args, held: VideoRecord, train: list[VideoRecord], cache, out:
 def print_report(args, cfg, rows: list[tuple], n_synth: int, cache_s: float, total_s: float) -> None:
     notes = f" + {n_synth} synthetic videos ({args.with_synth})" if n_synth else ""
     notes += f"; only the first {args.max_frames} frames of every video" if args.max_frames else ""
-    print(f"\nDAVIS sample leave-one-out, {len(rows)} folds, Ref-DAVIS all-frames protocol; {cfg.model.vision} + "
-          f"{cfg.model.text}, {args.steps} steps x {args.batch} clips x {args.num_frames} random frames at "
+    head = f", head {cfg.model.head}" + (f" (referrer: {cfg.method.params.get('refer_steps')} steps)"
+                                         if cfg.method.name == "objects" else "")
+    print(f"\nDAVIS sample leave-one-out, {len(rows)} folds, Ref-DAVIS all-frames protocol; {args.config}: "
+          f"{cfg.model.vision} + {cfg.model.text}{head}, {args.steps} steps x {args.batch} clips x {args.num_frames} random frames at "
           f"{args.size[0]}x{args.size[1]}, lr {args.lr}, seed {args.seed}{notes}; held-out video segmented at "
           f"shorter side {args.eval_size}; cache {cache_s:.0f} s, total {total_s:.0f} s")
     table = [(h, f'"{t}"', f"{j:.3f}", f"{f:.3f}", f"{jf:.3f}", f"{ts:.0f}", f"{es:.0f}") for h, t, j, f, jf, ts, es in rows]

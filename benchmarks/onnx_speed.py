@@ -3,11 +3,12 @@ FPN + head, upsample, threshold to full-size masks) at 360x640 and 480x854 on th
 interleaved in one run, with the onnxruntime options asked for, and the mask IoU of each against PyTorch.
 
     /work/bin/heavy .venv/bin/python benchmarks/onnx_speed.py --onnx runs/onnx-bench/lite0 [--frames 32] [--runs 3]
-        [--modes ort,ort-extended,...|all] [--source mp4|memory]
+        [--modes ort,ort-extended,...|all] [--source mp4|memory] [--head single|multi|objects]
 
 Model: the default ModelConfig (the demo's SimRVOS: EfficientNet-Lite0 with ImageNet weights + MiniLM, single
 query head with random weights, seed 0: speed does not depend on the head's weights), one sentence, window 8, as
-benchmarks/infer_speed.py. The video: the first `--frames` DAVIS-sample frames resized to each size, written once
+benchmarks/infer_speed.py; `--head objects`: the object-centric model (same encoders, random decoder and referrer
+weights; its IoU check keeps the best track, gate off). The video: the first `--frames` DAVIS-sample frames resized to each size, written once
 as an MP4 (mp4v) and decoded with OpenCV inside every timed run (`--source memory`: frames already in memory, as
 infer_speed.py measures). Every mode is timed in interleaved rounds (median of `--runs` after one warm-up).
 Threads: torch and onnxruntime both use OMP_NUM_THREADS (torch.get_num_threads()) unless a mode says otherwise;
@@ -20,6 +21,7 @@ and the MP4s are written beside the export (`--onnx` keeps them for the next run
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -194,9 +196,11 @@ def video_file(folder: Path, h: int, w: int, n: int) -> Path:
 
 
 def profile(predictor: Predictor, runtime, video: Video, frames: int) -> dict[str, float]:
-    """ms per frame of one `segment` run split into: reading (video decode), encode_frames, decode, encode_text and
-    the rest (the Predictor's resize/pad, upsampling to the frame, thresholding, bookkeeping)."""
-    spent = {"read video": 0.0, "encode_frames": 0.0, "decode": 0.0, "encode_text": 0.0}
+    """ms per frame of one `segment` run split into: reading (video decode), encode_frames, decode (objects head:
+    frame_objects, refer), encode_text and the rest (the Predictor's resize/pad, upsampling to the frame, thresholding, bookkeeping)."""
+    calls = ("encode_frames", "frame_objects", "refer", "encode_text") if getattr(runtime, "video_level", False) \
+        else ("encode_frames", "decode", "encode_text")
+    spent = {"read video": 0.0, **{n: 0.0 for n in calls}}
 
     def timed(name, fn):
         def call(*a, **kw):
@@ -207,7 +211,7 @@ def profile(predictor: Predictor, runtime, video: Video, frames: int) -> dict[st
                 spent[name] += time.perf_counter() - t0
         return call
 
-    saved = {name: getattr(runtime, name) for name in ("encode_frames", "decode", "encode_text")}
+    saved = {name: getattr(runtime, name) for name in calls}
     try:
         for name, fn in saved.items():
             setattr(runtime, name, timed(name, fn))  # instance attributes shadow the methods for this run
@@ -234,6 +238,9 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=None, help="reuse (or write) the export, and the test videos, here")
     ap.add_argument("--iou-frames", type=int, default=4, help="0: skip the IoU check")
     ap.add_argument("--profile", action="store_true", help="also print where the time goes (one more run each)")
+    ap.add_argument("--head", default="single", choices=("single", "multi", "objects"),
+                    help="objects: the object-centric model (vision + objects graphs per frame, the Python tracker, "
+                         "the refer graph once per sentence)")
     ap.add_argument("--modes", default="ort", help=f"comma-separated onnxruntime modes ({', '.join(MODES)}), or all; "
                                                    "torch is always timed as the reference")
     args = ap.parse_args()
@@ -242,8 +249,11 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown mode(s) {unknown}; known: {', '.join(MODES)}")
     torch.manual_seed(0)
-    model = build_model(ModelConfig()).eval()
-    folder = args.onnx or Path(tempfile.mkdtemp(prefix="rvos-onnx-bench-")) / "lite0"
+    model = build_model(ModelConfig(head=args.head)).eval()
+    folder = args.onnx or Path(tempfile.mkdtemp(prefix="rvos-onnx-bench-")) / f"lite0-{args.head}"
+    if (folder / "manifest.json").is_file() and \
+            (json.loads((folder / "manifest.json").read_text()).get("model") or {}).get("head") != args.head:
+        raise SystemExit(f"{folder} holds an export of another head than --head {args.head}; choose another --onnx")
     if not (folder / "manifest.json").is_file():
         t0 = time.perf_counter()
         export_onnx(model, folder)
@@ -270,10 +280,11 @@ def main() -> None:
     worst = {}
     for video, sentence in clips:
         thr = balanced_threshold(model, video, sentence)
-        ref = Predictor(model, keep_rle=True, threshold=thr).segment(video, [sentence])[0].rles
+        gate = dict(gate=False) if args.head == "objects" else {}  # random referrer weights: keep the best track
+        ref = Predictor(model, keep_rle=True, threshold=thr, **gate).segment(video, [sentence])[0].rles
         for key, rt in runtimes.items():
             if key != "torch":
-                got = Predictor(rt, keep_rle=True, threshold=thr, **modes[key][2]).segment(video, [sentence])[0].rles
+                got = Predictor(rt, keep_rle=True, threshold=thr, **gate, **modes[key][2]).segment(video, [sentence])[0].rles
                 worst[key] = min(worst.get(key, 1.0), min(ious(ref, got)))
 
     what = "MP4 decoded in the timed path" if args.source == "mp4" else "frames in memory"

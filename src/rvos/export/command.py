@@ -13,8 +13,9 @@ from rvos.export import deps
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `rvos train` or `rvos demo`")
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT",
-                   help="folder to write (vision.onnx, decode.onnx, text.onnx, manifest.json); an earlier export "
-                        "there is replaced")
+                   help="folder to write (vision.onnx, decode.onnx, text.onnx, manifest.json; objects.onnx and "
+                        "refer.onnx instead of decode.onnx for model.head=objects); an earlier export there is "
+                        "replaced")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
 
 
@@ -33,9 +34,13 @@ def run(args: argparse.Namespace) -> int:
     manifest = export_checkpoint(args.checkpoint, args.onnx, args.opset)
     sizes = ", ".join(f"{f} {(args.onnx / f).stat().st_size / 1e6:.1f} MB" for f in manifest["graphs"].values())
     print(f"exported {args.checkpoint} to {args.onnx}: {sizes}")
-    print(f"  decode outputs: {', '.join(manifest['decode_outputs'])}; "
-          + ("clip form: the frames of a window are decoded together (temporal layers / R2-VOS), at most "
-             f"{manifest['max_frames']} a window" if manifest["clip"] else "frames decoded independently"))
+    if manifest.get("kind") == "objects":
+        print("  objects head: every frame's objects (objects.onnx), tracked in Python, then the referrer once per "
+              f"sentence over the video's tracks (refer.onnx, at most {manifest['bins']} time steps)")
+    else:
+        print(f"  decode outputs: {', '.join(manifest['decode_outputs'])}; "
+              + ("clip form: the frames of a window are decoded together (temporal layers / R2-VOS), at most "
+                 f"{manifest['max_frames']} a window" if manifest["clip"] else "frames decoded independently"))
     worst = max(v["max_abs"] for v in manifest["parity"]["outputs"].values())
     print(f"  checked against PyTorch on a {'x'.join(map(str, manifest['parity']['input']))} input: largest "
           f"difference {worst:.2g}")

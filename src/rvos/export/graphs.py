@@ -8,6 +8,16 @@
 - `TextGraph`: the token tensors of `TextEncoder.tokenize` -> words and sentence (`TextEncoder.encode_tokens`);
   the tokenizer itself stays in Python (rvos.export.tokenizers).
 
+The objects head (`model.head=objects`, video-level) is exported as the per-frame and per-sentence parts around
+its tracker, which stays in Python (rvos.models.tracking.QueryTracker, as in the torch runtime):
+
+- `ObjectsGraph`: C2..C5 of N frames -> every frame's object queries (embedding, objectness, mask logits), no
+  sentence involved (`ObjectRVOSModel.frame_objects`);
+- `ReferGraph`: the whole video's track tokens (rvos.models.referring.TrackInputs) + S sentences' TextFeatures ->
+  track logits and relevance (`ObjectRVOSModel.refer`).
+
+The track descriptors between them have no parameters (`object_model.describe_tracks`) and are computed in torch.
+
 Any head that fills RVOSOutput plugs in: the outputs are found by calling `decode` once, and a new per-frame
 field the predictor reads is one more name in FRAME_OUTPUTS.
 """
@@ -25,6 +35,9 @@ from rvos.models.text import TextFeatures
 # masks and query scores always; boxes (multi-query head), presence (video-level, R2-VOS) and relevance (per frame).
 FRAME_OUTPUTS = ("mask_logits", "scores", "boxes", "presence", "relevance")
 DECODE_INPUTS = ("c2", "c3", "c4", "c5", "words", "pad_mask", "sentence")
+OBJECTS_OUTPUTS = ("embed", "logits", "masks")
+REFER_INPUTS = ("tokens", "alive", "frame_pos", "valid", "words", "pad_mask", "sentence")
+REFER_OUTPUTS = ("track_logits", "relevance")
 LEVELS = ("c2", "c3", "c4", "c5")
 
 
@@ -51,6 +64,30 @@ class DecodeGraph(nn.Module):
         """c_l [T, C_l, h_l, w_l]; words [1, L, C_t]; pad_mask bool [1, L]; sentence [1, C_t]."""
         out = self.model.decode([c2, c3, c4, c5], TextFeatures(words, pad_mask, sentence), 1, c2.shape[0])
         return tuple(getattr(out, name) for name in self.outputs)
+
+
+class ObjectsGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.objects = model.objects
+
+    def forward(self, c2, c3, c4, c5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """c_l [N, C_l, h_l, w_l] -> embed [N, Q, D], objectness logits [N, Q], mask logits [N, Q, H/4, W/4]."""
+        out = self.objects([c2, c3, c4, c5])
+        return out.embed, out.logits, out.masks
+
+
+class ReferGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.referrer = model.referrer
+
+    def forward(self, tokens, alive, frame_pos, valid, words, pad_mask, sentence) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens [S, K, T, F]; alive [S, K, T]; frame_pos [S, T]; valid bool [S, T]; words [S, L, C_t]; pad_mask
+        bool [S, L]; sentence [S, C_t] -> track logits [S, K], relevance logits [S, K, T]."""
+        from rvos.models.referring import TrackInputs
+
+        return self.referrer(TrackInputs(tokens, alive, frame_pos, valid), words, pad_mask, sentence)
 
 
 def decode_outputs(model, features: list[torch.Tensor], text: TextFeatures) -> tuple[str, ...]:

@@ -7,6 +7,10 @@
     OUT/text.onnx       token tensors [K, B, L] -> words [B, L, C_t], sentence [B, C_t]
     OUT/tokenizer/      the transformers tokenizer, when the text encoder has one
 
+An objects-head model (`model.head=objects`) has objects.onnx (C2..C5 -> every frame's object queries) and
+refer.onnx (a video's track tokens + sentence features -> track logits, relevance) in place of decode.onnx; its
+tracker runs in Python (rvos.export.graphs).
+
 The sentence features are an input of decode.onnx, so one export serves every sentence. Every axis that varies
 at inference is dynamic (frames, height, width, words, sentences). The graphs are traced on one set of sizes and
 checked against PyTorch on another (other T, H, W and sentence length), so a size baked into a graph fails the
@@ -26,7 +30,8 @@ import torch
 
 from rvos.errors import ConfigError
 from rvos.export import deps
-from rvos.export.graphs import DECODE_INPUTS, LEVELS, DecodeGraph, TextGraph, VisionGraph, decode_outputs, mixes_frames
+from rvos.export.graphs import (DECODE_INPUTS, LEVELS, OBJECTS_OUTPUTS, REFER_INPUTS, REFER_OUTPUTS, DecodeGraph,
+                                ObjectsGraph, ReferGraph, TextGraph, VisionGraph, decode_outputs, mixes_frames)
 from rvos.export.tokenizers import tokenizer_spec
 from rvos.models.text import TextFeatures
 
@@ -76,18 +81,17 @@ def check_exportable(model, source: str = "") -> None:
     cfg = getattr(model, "config", None)
     what = type(model).__name__ + (f" (model.head={cfg.head})" if getattr(cfg, "head", None) else "")
     where = f"{source}: " if source else ""
+    from rvos.models.object_model import ObjectRVOSModel
+
     supported = ("ONNX export supports RVOSModel with model.head=single or multi (with any of blcl, r2, "
-                 "temporal_layers, fusion_stride)")
-    if getattr(model, "video_level", False):
-        raise ConfigError(f"{where}{what} cannot be exported to ONNX: it decides over whole videos (objects linked "
-                          "into tracks over the video, the sentence matched against whole tracks), which the "
-                          f"per-frame ONNX graphs cannot carry. {supported}. Run this checkpoint on the torch "
-                          "runtime (rvos segment without --runtime onnx).")
-    if not isinstance(model, RVOSModel):
+                 "temporal_layers, fusion_stride) and ObjectRVOSModel (model.head=objects)")
+    if not isinstance(model, (RVOSModel, ObjectRVOSModel)):
         raise ConfigError(f"{where}{what} cannot be exported to ONNX. {supported}.")
 
 
 def _export(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
+    if getattr(model, "video_level", False):
+        return _export_objects(model, folder, stride, opset)
     from torch.export import Dim
 
     clip = mixes_frames(model)
@@ -128,6 +132,94 @@ def _export(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
                 "trace": list(TRACE[:3])}
     manifest["parity"] = _check(model, folder, manifest, max_t)
     return manifest
+
+
+def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
+    """The objects head: vision, objects (per frame), refer (per video and sentence) and text graphs."""
+    from torch.export import Dim
+
+    kw = {"dynamo": True, "external_data": False, "opset_version": opset, "verbose": False}
+    t, h, w, sentence = TRACE
+    frames = torch.rand(t, 3, h, w, generator=torch.Generator().manual_seed(0))
+    hs, ws = Dim("H", min=1, max=512), Dim("W", min=1, max=512)
+    N = Dim("N", min=1, max=MAX_FRAMES)
+    _onnx(VisionGraph(model), (frames,), folder / "vision.onnx", ["frames"], list(LEVELS),
+          {"frames": {0: N, 2: stride * hs, 3: stride * ws}}, kw)
+
+    feats = model.encode_frames(frames)
+    level_dims = {name: {0: N, 2: (stride // s) * hs, 3: (stride // s) * ws}
+                  for name, s in zip(LEVELS, model.vision.strides)}
+    _onnx(ObjectsGraph(model), tuple(feats), folder / "objects.onnx", list(LEVELS), list(OBJECTS_OUTPUTS),
+          level_dims, kw)
+
+    # refer: traced on two sentences of different lengths over one video's track tokens
+    texts = model.encode_text([sentence, "a dog"])
+    inputs = _track_inputs(model, feats, 2)
+    S, Tb, L = Dim("S", min=1, max=4096), Dim("Tb", min=1, max=max(2, model.bins)), Dim("L", min=1, max=4096)
+    _onnx(ReferGraph(model), (*_refer_args(inputs), texts.words, texts.pad_mask, texts.sentence),
+          folder / "refer.onnx", list(REFER_INPUTS), list(REFER_OUTPUTS),
+          {"tokens": {0: S, 2: Tb}, "alive": {0: S, 2: Tb}, "frame_pos": {0: S, 1: Tb}, "valid": {0: S, 1: Tb},
+           "words": {0: S, 1: L}, "pad_mask": {0: S, 1: L}, "sentence": {0: S}}, kw)
+
+    tok = model.text.tokenize([sentence, "a dog"])
+    keys = tuple(tok)
+    tokens = torch.stack([tok[k] for k in keys])  # [K, B, L]
+    _onnx(TextGraph(model.text, keys), (tokens,), folder / "text.onnx", ["tokens"], ["words", "sentence"],
+          {"tokens": {1: Dim("B", min=1, max=4096), 2: L}}, kw)
+
+    manifest = {"format": FORMAT, "kind": "objects",
+                "graphs": {"vision": "vision.onnx", "objects": "objects.onnx", "refer": "refer.onnx",
+                           "text": "text.onnx"},
+                "stride": stride, "levels": list(LEVELS), "objects_outputs": list(OBJECTS_OUTPUTS),
+                "refer_inputs": list(REFER_INPUTS), "refer_outputs": list(REFER_OUTPUTS),
+                "bins": int(model.bins), "momentum": float(model.momentum), "text_keys": list(keys),
+                "tokenizer": tokenizer_spec(model.text, folder), "clip": False, "max_frames": MAX_FRAMES,
+                "trace": list(TRACE[:3])}
+    manifest["parity"] = _check_objects(model, folder, manifest)
+    return manifest
+
+
+def _track_inputs(model, feats: list[torch.Tensor], sentences: int):
+    """One video's TrackInputs (its frames tracked as the Predictor does), repeated for `sentences` sentences."""
+    from rvos.models.referring import TrackInputs
+
+    one = model.track_inputs(model.track_clip(feats, 1, feats[0].shape[0]).descriptors)
+    return TrackInputs(*(x.expand(sentences, *x.shape[1:]).contiguous()
+                         for x in (one.tokens, one.alive, one.frame_pos, one.valid)))
+
+
+def _refer_args(inputs) -> tuple[torch.Tensor, ...]:
+    return inputs.tokens, inputs.alive, inputs.frame_pos, inputs.valid
+
+
+def _check_objects(model, folder: Path, manifest: dict) -> dict:
+    """As _check, for the objects head's graphs: vision, objects, text and refer on untraced sizes."""
+    from rvos.export.runtime import OnnxModel
+
+    t, h, w, sentence = CHECK
+    frames = torch.rand(t, 3, h, w, generator=torch.Generator().manual_seed(1))
+    onnx = OnnxModel(folder, manifest=manifest, threads=1)
+    gaps = {}
+    ref_feats = model.encode_frames(frames)
+    for name, a, b in zip(LEVELS, onnx.encode_frames(frames), ref_feats):
+        gaps[name] = _gap(a, b)
+    ref_obj, got_obj = model.frame_objects(ref_feats), onnx.frame_objects(ref_feats)
+    for name in OBJECTS_OUTPUTS:
+        gaps[name] = _gap(getattr(got_obj, name), getattr(ref_obj, name))
+    sentences = [sentence, "the dog", "a person"]
+    ref_text = model.text._encode(sentences)  # no cache: the encoder's own forward pass
+    text = onnx.encode_text(sentences)
+    gaps["words"] = _gap(text.words.masked_fill(text.pad_mask[..., None], 0),
+                         ref_text.words.masked_fill(ref_text.pad_mask[..., None], 0))
+    gaps["sentence"] = _gap(text.sentence, ref_text.sentence)
+    inputs = _track_inputs(model, ref_feats, len(sentences))
+    for name, a, b in zip(REFER_OUTPUTS, onnx.refer(inputs, ref_text), model.refer(inputs, ref_text)):
+        gaps[name] = _gap(a, b)
+    bad = {k: v for k, v in gaps.items() if v["max_abs"] > TOLERANCE * max(1.0, v["scale"])}
+    if bad:
+        raise ConfigError(f"ONNX export does not reproduce PyTorch on a {t}x{h}x{w} check input (traced on "
+                          f"{'x'.join(map(str, manifest['trace']))}): {bad}")
+    return {"input": [t, 3, h, w], "sentence": sentence, "tolerance": TOLERANCE, "outputs": gaps}
 
 
 def _onnx(module, args, path: Path, inputs, outputs, dynamic, kw) -> None:

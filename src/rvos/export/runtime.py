@@ -1,5 +1,7 @@
 """OnnxModel: an exported folder run on onnxruntime behind the calls the streaming Predictor makes of a model
-(`encode_frames`, `encode_text`, `decode`, plus `to` and `eval`), so the same Predictor runs either runtime:
+(`encode_frames`, `encode_text`, `decode`, plus `to` and `eval`), so the same Predictor runs either runtime. An
+objects-head export opens as OnnxObjectModel, with the calls of the Predictor's video-level path instead of
+`decode` (`frame_objects`, `describe`, `track_inputs`, `refer`; the tracker stays in Python):
 
     from rvos.export import OnnxModel
     from rvos.infer.predictor import Predictor
@@ -21,6 +23,7 @@ import torch
 from rvos.errors import ConfigError
 from rvos.export import deps
 from rvos.export.tokenizers import load_tokenizer
+from rvos.models.objects import FrameObjects
 from rvos.models.text import TextFeatures, _check
 
 OPTIMIZATION = ("disable", "basic", "extended", "all")
@@ -55,6 +58,12 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 class OnnxModel:
+    def __new__(cls, folder: str | Path, *, manifest: Optional[dict] = None, **kwargs):
+        """`OnnxModel(folder)` opens either kind of export: an objects-head export gives an OnnxObjectModel."""
+        if cls is OnnxModel and (manifest or read_manifest(folder)).get("kind") == "objects":
+            cls = OnnxObjectModel
+        return super().__new__(cls)
+
     def __init__(self, folder: str | Path, *, threads: Optional[int] = None, optimization: str = "all",
                  spinning: bool = False, graphs: Optional[dict[str, str]] = None, manifest: Optional[dict] = None):
         """`threads`: intra-op threads of each session (default: torch's, i.e. OMP_NUM_THREADS);
@@ -79,14 +88,14 @@ class OnnxModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.log_severity_level = 3
         self.sessions = {}
-        for name in ("vision", "decode", "text"):
+        for name in files:
             path = self.folder / files[name]
             if not path.is_file():
                 raise ConfigError(f"ONNX export {self.folder} lacks {path.name}; export the checkpoint again")
             self.sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.tokenize = load_tokenizer(self.manifest["tokenizer"], self.folder)
         self.stride = int(self.manifest["stride"])
-        self.outputs = tuple(self.manifest["decode_outputs"])
+        self.outputs = tuple(self.manifest.get("decode_outputs", ()))
         self.threads = opts.intra_op_num_threads
 
     @property
@@ -156,3 +165,50 @@ class OnnxModel:
         outs = {name: torch.from_numpy(per_clip[0][k] if B == 1 else np.concatenate([c[k] for c in per_clip]))
                 for k, name in enumerate(self.outputs)}
         return FrameDecode(**outs)
+
+
+class OnnxObjectModel(OnnxModel):
+    """An objects-head export (`model.head=objects`): the Predictor's video-level path (infer/track_predictor.py)
+    on onnxruntime. The track descriptors and TrackInputs have no parameters and are the torch model's functions."""
+
+    video_level = True
+
+    def __init__(self, folder: str | Path, **kwargs):
+        super().__init__(folder, **kwargs)
+        self.bins, self.momentum = int(self.manifest["bins"]), float(self.manifest["momentum"])
+
+    def decode(self, features, text, B, T):
+        raise ConfigError(f"{self.folder} is an objects-head export: it decides over whole videos; run it with "
+                          "the Predictor (rvos segment --runtime onnx), which tracks the objects first")
+
+    def frame_objects(self, features: list[torch.Tensor]) -> FrameObjects:
+        """C2..C5 of N frames -> their object queries (embed [N, Q, D], logits [N, Q], masks [N, Q, h, w])."""
+        if len(features) != 4:
+            raise ConfigError(f"frame_objects expects 4 feature levels (C2..C5), got {len(features)}")
+        feed = {name: _array(f) for name, f in zip(self.manifest["levels"], features)}
+        embed, logits, masks = (torch.from_numpy(o) for o in self.sessions["objects"].run(None, feed))
+        return FrameObjects(embed, logits, masks, [], None)
+
+    def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
+        from rvos.models.object_model import describe_tracks
+
+        return describe_tracks(objects, features, perm)
+
+    def track_inputs(self, descriptors: list[torch.Tensor]):
+        from rvos.models.referring import video_inputs
+
+        return video_inputs(descriptors, self.bins)
+
+    def refer(self, inputs, text: TextFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        """TrackInputs of S sentences (one video's tokens, repeated) + their TextFeatures -> track logits [S, K],
+        relevance logits [S, K, T']."""
+        feed = {"tokens": _array(inputs.tokens), "alive": _array(inputs.alive), "frame_pos": _array(inputs.frame_pos),
+                "valid": np.ascontiguousarray(inputs.valid.cpu().numpy().astype(bool)),
+                "words": _array(text.words), "pad_mask": np.ascontiguousarray(text.pad_mask.cpu().numpy().astype(bool)),
+                "sentence": _array(text.sentence)}
+        logits, relevance = self.sessions["refer"].run(None, feed)
+        return torch.from_numpy(logits), torch.from_numpy(relevance)
+
+
+def _array(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().float().numpy())

@@ -164,9 +164,11 @@ def _phase_configs(cfg, params: ObjectsConfig):
     return c1, c2
 
 
-def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None) -> dict:
+def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None, features=None) -> dict:
     """Both phases (see the module docstring): phase 1 into OUT/objects, the track cache into OUT/tracks.pt,
-    phase 2 into OUT. Returns phase 2's last loss parts."""
+    phase 2 into OUT. Returns phase 2's last loss parts. `records` may repeat a video (to fill phase 1's epochs
+    with few videos); each is tracked once. `features`: a prebuilt feature cache covering `records` (e.g. one
+    cache shared by cross-validation folds)."""
     from functools import partial
     from pathlib import Path
 
@@ -191,7 +193,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None)
     t1 = None
     if not (done1 and tracks_file.is_file() and resume):
         t1 = Trainer(c1, out / "objects", resume=resume and p1.is_file(), records=records, model=model,
-                     method_factory=lambda m: Objects(m, params))
+                     method_factory=lambda m: Objects(m, params), features=features)
         if t1.step < t1.total_steps:
             t1.fit()
     else:
@@ -201,6 +203,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None)
         load_state_strict(model, ck["model"], p1, omitted=ck.get("omitted", ()))
     for p in list(model.vision.parameters()) + list(model.objects.parameters()):
         p.requires_grad_(False)  # phase 2 trains the referrer (and the text encoder, if not frozen)
+    records = list({r.video_id: r for r in records}.values())  # each video tracked once
     if resume and tracks_file.is_file():
         videos = load_tracks(tracks_file, records)
     else:

@@ -54,6 +54,13 @@ def compose(masks: torch.Tensor, objectness: torch.Tensor, track_logits: torch.T
     return torch.minimum(masks, gate[..., None, None]).amax(1)
 
 
+def describe_tracks(objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
+    """N frames' objects and C2..C5, perm [N, Q] (slot -> query) -> descriptors [N, K, F] in track order (no
+    parameters: the ONNX runtime calls it on the objects graph's outputs as the torch model does)."""
+    e, lg, m = (gather_tracks(x, perm) for x in (objects.embed, objects.logits, objects.masks))
+    return frame_descriptors(e, lg, m, [features[i] for i in POOLED_LEVELS])
+
+
 def presence_logit(objectness: torch.Tensor, track_logits: torch.Tensor) -> torch.Tensor:
     """objectness [..., T, K], track logits [..., K] -> [...]: the best track that is referred and is an object."""
     return torch.minimum(track_logits, objectness.amax(-2)).amax(-1)
@@ -81,8 +88,7 @@ class ObjectRVOSModel(nn.Module):
 
     def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
         """N frames' objects and features, perm [N, Q] (slot -> query) -> descriptors [N, K, F] in track order."""
-        e, lg, m = (gather_tracks(x, perm) for x in (objects.embed, objects.logits, objects.masks))
-        return frame_descriptors(e, lg, m, [features[i] for i in POOLED_LEVELS])
+        return describe_tracks(objects, features, perm)
 
     def track_clip(self, features: list[torch.Tensor], B: int, T: int,
                    objects: Optional[FrameObjects] = None) -> ClipTracks:

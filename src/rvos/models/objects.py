@@ -114,7 +114,7 @@ class ObjectDecoder(nn.Module):
         """bool [N*heads, Q, h*w], True = not allowed: outside the query's predicted mask at this level."""
         small = F.interpolate(masks.detach(), size=size, mode="bilinear", align_corners=False)
         block = (small.sigmoid() < 0.5).flatten(2)  # [N, Q, h*w]
-        block[block.all(-1)] = False  # an empty mask attends everywhere
+        block = block & ~block.all(-1, keepdim=True)  # an empty mask attends everywhere
         return block.repeat_interleave(self.num_heads, dim=0)
 
     def forward(self, feats: list[torch.Tensor]) -> FrameObjects:
