@@ -123,3 +123,15 @@ def test_r2_records_and_unpairable():
     assert [(x.record.video_id, x.expression.text) for x in p.pairs if not x.positive] == [("a", "a ball")]
     with pytest.raises(DatasetError):
         r2_pairing(recs[:1])
+
+
+def test_with_negatives_gives_every_copy_of_a_repeated_video_its_negatives():
+    recs = records()
+    pairs = sample_negatives(recs, 1.0, seed=0)
+    repeated = recs[:2] * 3 + recs[2:]  # as data.repeat lays the records out
+    out = with_negatives(repeated, pairs)
+    for r, o in zip(repeated, out):
+        negs = [e.text for rec, e in pairs if rec.video_id == r.video_id]
+        assert [e.text for e in o.expressions] == [e.text for e in r.expressions] + negs
+    with pytest.raises(DatasetError, match="not in the records"):
+        with_negatives(recs[:1], pairs)

@@ -93,22 +93,24 @@ def training_pairs(records: Sequence[VideoRecord], ratio: float = 1.0, seed: int
 
 def with_negatives(records: Sequence[VideoRecord], pairs: Sequence[tuple[VideoRecord, Expression]]
                    ) -> list[VideoRecord]:
-    """Copies of `records` with the negative expressions of `pairs` appended to their videos (ids must not clash)."""
+    """Copies of `records` with the negative expressions of `pairs` appended to their videos (ids must not clash;
+    a video repeated in `records` gets them in every copy)."""
     extra: dict[str, list[Expression]] = {}
     for rec, exp in pairs:
         if exp.positive:
             raise ConfigError(f"with_negatives got a positive expression {exp.exp_id!r} for video {rec.video_id!r}")
         extra.setdefault(rec.video_id, []).append(exp)
-    out = []
+    out, seen = [], set()
     for r in records:
-        exps = list(r.expressions) + extra.pop(r.video_id, [])
+        seen.add(r.video_id)
+        exps = list(r.expressions) + extra.get(r.video_id, [])
         ids = [e.exp_id for e in exps]
         if len(set(ids)) != len(ids):
             raise DatasetError(f"video {r.video_id!r}: negative expression ids clash with existing ones: "
                                f"{sorted({i for i in ids if ids.count(i) > 1})}")
         out.append(replace(r, expressions=exps))
-    if extra:
-        raise DatasetError(f"negative pairs name videos not in the records: {sorted(extra)}")
+    if set(extra) - seen:
+        raise DatasetError(f"negative pairs name videos not in the records: {sorted(set(extra) - seen)}")
     return out
 
 

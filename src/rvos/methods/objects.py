@@ -175,7 +175,9 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None,
     from rvos.models import build_model
     from rvos.train.checkpoint import checkpoint_path, load_checkpoint
     from rvos.train.config import from_dict
-    from rvos.train.loop import Trainer, is_extra, load_records, seed_all
+    from collections import Counter
+
+    from rvos.train.loop import Trainer, is_extra, load_records, seed_all, unique_records
     from rvos.train.track_cache import TrackDataset, build_track_cache, collate_tracks, load_tracks, save_tracks
 
     out = Path(out)
@@ -203,7 +205,8 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None,
         load_state_strict(model, ck["model"], p1, omitted=ck.get("omitted", ()))
     for p in list(model.vision.parameters()) + list(model.objects.parameters()):
         p.requires_grad_(False)  # phase 2 trains the referrer (and the text encoder, if not frozen)
-    records = list({r.video_id: r for r in records}.values())  # each video tracked once
+    copies = Counter(r.video_id for r in records)  # repeated videos: tracked once, weighted as often in phase 2
+    records = unique_records(records)
     if resume and tracks_file.is_file():
         videos = load_tracks(tracks_file, records)
     else:
@@ -222,7 +225,7 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None,
         paired = {r.video_id: r for r in with_negatives(records, sample_negatives(records, cfg.data.negative_ratio,
                                                                                    cfg.data.negative_seed))}
         videos = [replace(v, record=paired[v.record.video_id]) for v in videos]
-    dataset = TrackDataset(videos)
+    dataset = TrackDataset([v for v in videos for _ in range(copies[v.record.video_id])])
     t2 = Trainer(c2, out, resume=resume and checkpoint_path(out).is_file(), model=model, records=records,
                  method_factory=lambda m: Referrer(m, params), dataset=dataset,
                  collate_fn=partial(collate_tracks, bins=model.bins), eval_fn=eval_fn)

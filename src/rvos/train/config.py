@@ -38,6 +38,8 @@ class DataConfig:
     # data.root as <root>-extra<N>-seed<S>, and their train split joins the training records (ids prefixed).
     extra_synth: int = 0
     extra_synth_seed: int = 1
+    extra_synth_dir: str = ""  # where those videos are generated instead (e.g. when data.root is read-only)
+    repeat: int = 1  # the dataset's own training videos appear this many times an epoch (weight against extra_synth)
     augment: str = ""  # WSRVOS: the `rvos augment` JSONL cache whose positives / hard negatives the expressions get
     augment_threshold: Optional[float] = None  # re-filter its positives by score (None: the file's kept flags)
     clip: ClipConfig = field(default_factory=ClipConfig)

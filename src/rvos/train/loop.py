@@ -68,14 +68,24 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
         raise ConfigError("data.root is not set (the dataset folder to train on)")
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
     if cfg.data.extra_synth and split == cfg.data.train_split:
-        records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed)
+        records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed,
+                                                      cfg.data.extra_synth_dir or None)
     records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
     if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
         from rvos.augment.cache import apply_augmentation, read_augmentation
 
         _, entries = read_augmentation(cfg.data.augment)
         records, _ = apply_augmentation(records, entries, cfg.data.augment_threshold, source=cfg.data.augment)
+    if cfg.data.repeat < 1:
+        raise ConfigError(f"data.repeat must be >= 1, got {cfg.data.repeat}")
+    if cfg.data.repeat > 1 and split == cfg.data.train_split:
+        records = [r for r in records if not is_extra(r)] * cfg.data.repeat + [r for r in records if is_extra(r)]
     return records
+
+
+def unique_records(records: Sequence[VideoRecord]) -> list[VideoRecord]:
+    """Each video once, in first-seen order (records repeated by data.repeat, or by a benchmark)."""
+    return list({r.video_id: r for r in records}.values())
 
 
 EXTRA_TAG = "-extra"
@@ -86,9 +96,9 @@ def is_extra(rec: VideoRecord) -> bool:
     return EXTRA_TAG in rec.video_id.split("/")[0] and "/" in rec.video_id
 
 
-def extra_synth_records(root: str | Path, n: int, seed: int) -> list[VideoRecord]:
-    """The train split of `n` more synthetic videos (generated once, deterministic from `seed`, next to `root`),
-    with video ids prefixed by the folder name so they never collide with the dataset's own."""
+def extra_synth_records(root: str | Path, n: int, seed: int, folder: str | Path | None = None) -> list[VideoRecord]:
+    """The train split of `n` more synthetic videos (generated once, deterministic from `seed`, next to `root`,
+    or in `folder`), with video ids prefixed by the folder name so they never collide with the dataset's own."""
     from dataclasses import replace
 
     from rvos.data.readers import open_dataset
@@ -96,7 +106,8 @@ def extra_synth_records(root: str | Path, n: int, seed: int) -> list[VideoRecord
     from rvos.data.synth.writer import generate
 
     root = Path(root)
-    folder = root.parent / f"{root.name}{EXTRA_TAG}{n}-seed{seed}"
+    name = f"{root.name}{EXTRA_TAG}{n}-seed{seed}"
+    folder = root.parent / name if folder is None else Path(folder) / name
     if not (folder / "synth.json").is_file():
         generate(folder, SynthConfig(seed=seed, train=n, valid=0, test=0), overwrite=True)
     out = []
@@ -127,7 +138,8 @@ class Trainer:
         if cfg.data.negative_ratio != 0 and dataset is None:  # R2-VOS training pairs: negatives drawn once per run, seeded
             from rvos.data.negatives import sample_negatives, with_negatives
 
-            records = with_negatives(records, sample_negatives(records, cfg.data.negative_ratio, cfg.data.negative_seed))
+            records = with_negatives(records, sample_negatives(unique_records(records), cfg.data.negative_ratio,
+                                                               cfg.data.negative_seed))
         if model is None:
             from rvos.models import build_model
 

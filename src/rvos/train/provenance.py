@@ -39,6 +39,7 @@ def _synthetic(root: str) -> Optional[dict]:
 def training_data(cfg, records: Sequence[VideoRecord]) -> dict:
     """The "trained_on" record of a run: plain values only (weights_only-safe)."""
     kinds = {TargetKind.MASK: 0, TargetKind.BOX: 0}
+    records = list({r.video_id: r for r in records}.values())  # data.repeat: each video counted once
     for r in records:
         for track in r.tracks.values():
             for t in track.targets:
@@ -59,6 +60,7 @@ def training_data(cfg, records: Sequence[VideoRecord]) -> dict:
         "box_targets": kinds[TargetKind.BOX],
         "negative_ratio": cfg.data.negative_ratio,
         "extra_synth": getattr(cfg.data, "extra_synth", 0),  # generated synthetic videos among `videos`
+        "repeat": getattr(cfg.data, "repeat", 1),  # the dataset's own videos, this many times an epoch
         "synthetic": _synthetic(root),
     }
 

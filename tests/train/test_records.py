@@ -1,0 +1,38 @@
+"""Training records: a dataset repeated by data.repeat, plus data.extra_synth videos generated in
+data.extra_synth_dir (the DAVIS sample is read-only, so nothing may be written next to it)."""
+from __future__ import annotations
+
+import pytest
+
+from rvos.errors import ConfigError
+from rvos.train.config import load_config
+from rvos.train.loop import is_extra, load_records, unique_records
+from rvos.train.provenance import training_data
+
+
+def test_repeat_and_extra_synth_dir(davis_sample, tmp_path):
+    before = sorted(p.name for p in davis_sample.parent.iterdir())
+    cfg = load_config(None, [f"data.root={davis_sample}", "data.train_split=val", "data.extra_synth=2",
+                             f"data.extra_synth_dir={tmp_path}", "data.repeat=3"])
+    records = load_records(cfg, "val")
+    own, extra = [r for r in records if not is_extra(r)], [r for r in records if is_extra(r)]
+    assert len(own) == 18 and len({r.video_id for r in own}) == 6  # every DAVIS video three times
+    assert len(extra) == 2 and all(r.video_id.startswith("davis-sample-extra2-seed1/") for r in extra)
+    assert (tmp_path / "davis-sample-extra2-seed1" / "synth.json").is_file()
+    assert sorted(p.name for p in davis_sample.parent.iterdir()) == before  # nothing written beside the root
+    assert [r.video_id for r in unique_records(records)] == [r.video_id for r in own[:6] + extra]
+    info = training_data(cfg, records)
+    assert info["videos"] == 8 and info["repeat"] == 3 and info["extra_synth"] == 2
+    assert info["frames"] == sum(len(r.video) for r in own[:6] + extra)
+    cfg.data.train_split = "train"  # "val" is now the validation split: neither repeated nor extended
+    assert [r.video_id for r in load_records(cfg, "val")] == [r.video_id for r in own[:6]]
+    cfg.data.train_split = "val"
+    cfg.data.repeat = 0
+    with pytest.raises(ConfigError, match="data.repeat must be >= 1"):
+        load_records(cfg, "val")
+
+
+def test_packaged_davis_config_loads():
+    cfg = load_config("objects_davis")
+    assert cfg.model.head == "objects" and cfg.method.name == "objects" and cfg.data.repeat == 48
+    assert cfg.data.extra_synth_dir and cfg.data.clip.instances
