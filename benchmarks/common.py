@@ -68,3 +68,26 @@ def write_json(path: Path, data: dict) -> None:
     from rvos.train.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(Path(path), json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+# A synthetic benchmark small enough for seconds-long smoke runs of the table scripts (each adds its own keys).
+SMOKE_SYNTH = dict(train=3, valid=0, test=2, frames=8, height=64, width=96, absent_per_video=1, workers=1)
+
+
+def ensure_synthetic(root: Path, smoke: dict | None = None) -> None:
+    """Generate the seed-0 synthetic benchmark at `root` when it is missing (`smoke`: SynthConfig fields of a tiny
+    one)."""
+    if (root / "synth.json").is_file():
+        return
+    from rvos.data.synth import SynthConfig, generate
+
+    print(f"generating the synthetic benchmark in {root} (seed 0)", flush=True)
+    generate(root, SynthConfig(seed=0, **(smoke or {})))
+
+
+def davis_folds(records: list, folds: Sequence[str] | None, repeat: int) -> list[tuple]:
+    """Leave-one-out jobs over a DAVIS-layout dataset's records: [(held-out video id, the other videos x `repeat`
+    (distinct clips in every batch), [the held-out record])], for `folds` (default: every video)."""
+    folds = folds or sorted(r.video_id for r in records)
+    return [(h, [r for r in records if r.video_id != h] * repeat, [r for r in records if r.video_id == h])
+            for h in folds]

@@ -34,7 +34,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
-from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table, write_json
+from common import (DAVIS_SAMPLE, SMOKE_SYNTH, command_line, davis_folds, ensure_synthetic, machine_line,
+                    markdown_table, write_json)
 from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.cost import annotation_cost
 from rvos.data.readers import open_dataset
@@ -207,18 +208,10 @@ def load_data(args):
         records = open_dataset(args.davis_data, layout="davis")
         if args.max_frames:
             records = [first_frames(r, args.max_frames) for r in records]
-        folds = args.folds or sorted(r.video_id for r in records)
-        jobs = [(h, [r for r in records if r.video_id != h] * args.batch, [r for r in records if r.video_id == h])
-                for h in folds]
-        return jobs, records, f"DAVIS sample leave-one-out ({len(folds)} folds)"
+        jobs = davis_folds(records, args.folds, args.batch)
+        return jobs, records, f"DAVIS sample leave-one-out ({len(jobs)} folds)"
     root = args.data
-    if not (root / "synth.json").is_file():
-        from rvos.data.synth import SynthConfig, generate
-
-        small = dict(train=3, valid=0, test=2, frames=8, height=64, width=96, max_expressions=3, absent_per_video=1,
-                     paraphrases=0, hard_negatives=0, workers=1) if args.smoke else {}
-        print(f"generating the synthetic benchmark in {root} (seed 0)", flush=True)
-        generate(root, SynthConfig(seed=0, **small))
+    ensure_synthetic(root, dict(SMOKE_SYNTH, max_expressions=3, paraphrases=0, hard_negatives=0) if args.smoke else None)
     train, test = open_dataset(root, split="train"), open_dataset(root, split="test")
     return [(None, train, test)], train, f"synthetic benchmark {root} ({len(train)} train / {len(test)} test videos)"
 

@@ -39,7 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import rvos  # noqa: F401,E402  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
-from common import DAVIS_SAMPLE, command_line, machine_line, markdown_table  # noqa: E402
+from common import (DAVIS_SAMPLE, SMOKE_SYNTH, command_line, davis_folds, ensure_synthetic, machine_line,  # noqa: E402
+                    markdown_table)
 from davis_crossval import SMOKE_FOLDS, first_frames  # noqa: E402
 from wrvos_tables import score, unique_full, write_json  # noqa: E402
 from rvos.augment.cache import AugWriter, apply_augmentation, read_augmentation  # noqa: E402
@@ -206,18 +207,10 @@ def load_jobs(args, tmp):
         records = open_dataset(args.davis_data, layout="davis")
         if args.smoke:
             records = [first_frames(r, 6) for r in records]
-        folds = args.folds or sorted(r.video_id for r in records)
-        jobs = [(h, [r for r in records if r.video_id != h] * args.batch, [r for r in records if r.video_id == h])
-                for h in folds]
-        return jobs, records, f"DAVIS sample leave-one-out ({len(folds)} folds)"
+        jobs = davis_folds(records, args.folds, args.batch)
+        return jobs, records, f"DAVIS sample leave-one-out ({len(jobs)} folds)"
     root = args.data
-    if not (root / "synth.json").is_file():
-        from rvos.data.synth import SynthConfig, generate
-
-        small = dict(train=3, valid=0, test=2, frames=8, height=64, width=96, max_expressions=3, absent_per_video=1,
-                     workers=1) if args.smoke else {}
-        print(f"generating the synthetic benchmark in {root} (seed 0)", flush=True)
-        generate(root, SynthConfig(seed=0, **small))
+    ensure_synthetic(root, dict(SMOKE_SYNTH, max_expressions=3) if args.smoke else None)
     train, test = open_dataset(root, split="train"), open_dataset(root, split="test")
     return [(None, train, test)], train, f"synthetic benchmark {root} ({len(train)} train / {len(test)} test videos)"
 
