@@ -286,7 +286,7 @@ def test_layout_keys_and_palette_pngs(dataset):
             for oid, o in meta[vid]["objects"].items():
                 assert o["category"] and o["frames"] == [f for f, l in zip(v["frames"], labels) if (l == int(oid)).any()]
             for e in v["expressions"].values():
-                assert set(e) <= {"exp", "obj_id", "kind", "spans", "aug_pos", "hard_neg"}
+                assert set(e) <= {"exp", "obj_id", "kind", "spans", "aug_pos", "hard_neg", "query"}
                 assert isinstance(e["obj_id"], (str, list)) and e["kind"]
 
 

@@ -4,7 +4,9 @@ A negative pair is a video queried with an expression that refers to nothing in 
 An expression of video S is *unrelated* to video V when V is not S, no object it refers to has a category present
 in V (when categories are known; an unknown category constrains nothing) and V has no positive expression with
 the same text (case- and space-insensitive). Expressions a dataset already marks negative (obj_ids empty, e.g.
-the synthetic benchmark's absent expressions) stay negatives of their own video.
+the synthetic benchmark's absent expressions) stay negatives of their own video. `may_refer(source video id,
+expression, video id)`, when given, must also be False: a dataset that knows more than categories (the synthetic
+benchmark: rvos.data.synth.truth) rules out sentences that name no category but are true of the video.
 
 - `sample_negatives`: for training, each video gets about `ratio` times as many negatives as it has positive
   expressions (stochastic rounding), texts drawn uniformly from the other videos' unrelated positive expressions,
@@ -20,7 +22,7 @@ the synthetic benchmark's absent expressions) stay negatives of their own video.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -37,11 +39,14 @@ def negative_expression(exp: Expression, source_video: str) -> Expression:
     return Expression(f"neg-{source_video}-{exp.exp_id}", exp.text, obj_ids=[], spans=[])
 
 
+MayRefer = Callable[[str, Expression, str], bool]
+
+
 class _Index:
     """Per video: categories present and positive texts; per positive expression: its referred categories."""
 
-    def __init__(self, records: Sequence[VideoRecord], use_categories: bool):
-        self.records = list(records)
+    def __init__(self, records: Sequence[VideoRecord], use_categories: bool, may_refer: Optional[MayRefer] = None):
+        self.records, self.may_refer = list(records), may_refer
         ids = [r.video_id for r in self.records]
         if len(set(ids)) != len(ids):
             raise DatasetError("negative pairing needs unique video ids; duplicates: "
@@ -57,15 +62,18 @@ class _Index:
 
     def unrelated(self, p: int, v: int) -> bool:
         src, exp, cats = self.pool[p]
-        return src != v and not (cats & self.cats[v]) and _norm(exp.text) not in self.texts[v]
+        if src == v or cats & self.cats[v] or _norm(exp.text) in self.texts[v]:
+            return False
+        return self.may_refer is None or not self.may_refer(self.records[src].video_id, exp, self.records[v].video_id)
 
 
 def sample_negatives(records: Sequence[VideoRecord], ratio: float = 1.0, seed: int = 0, epoch: int = 0,
-                     use_categories: bool = True) -> list[tuple[VideoRecord, Expression]]:
+                     use_categories: bool = True, may_refer: Optional[MayRefer] = None
+                     ) -> list[tuple[VideoRecord, Expression]]:
     """Sampled negative pairs (record, negative expression) for one epoch; deterministic in (seed, epoch)."""
     if ratio < 0:
         raise ConfigError(f"negative ratio must be >= 0, got {ratio}")
-    index = _Index(records, use_categories)
+    index = _Index(records, use_categories, may_refer)
     rng = np.random.default_rng([seed, epoch])
     out = []
     for v, rec in enumerate(index.records):
@@ -140,11 +148,11 @@ def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def r2_pairing(records: Sequence[VideoRecord], seed: int = 0, use_categories: bool = True,
-               tries: int = 20) -> R2Pairing:
+               tries: int = 20, may_refer: Optional[MayRefer] = None) -> R2Pairing:
     """Each expression on its own video, and each positive expression also on one unrelated video (see module)."""
     if len(records) < 2:
         raise DatasetError(f"R2 pairing needs at least 2 videos, got {len(records)}")
-    index = _Index(records, use_categories)
+    index = _Index(records, use_categories, may_refer)
     rng = np.random.default_rng(seed)
     best: Optional[tuple[int, np.ndarray]] = None
     for _ in range(max(1, tries)):
@@ -171,8 +179,9 @@ def r2_pairing(records: Sequence[VideoRecord], seed: int = 0, use_categories: bo
     return R2Pairing(pairs, mapping, unpaired)
 
 
-def r2_records(records: Sequence[VideoRecord], seed: int = 0, use_categories: bool = True) -> list[VideoRecord]:
+def r2_records(records: Sequence[VideoRecord], seed: int = 0, use_categories: bool = True,
+               may_refer: Optional[MayRefer] = None) -> list[VideoRecord]:
     """The records the "r2" protocol scores: every video with its own expressions plus the negatives queried on it."""
-    pairing = r2_pairing(records, seed, use_categories)
+    pairing = r2_pairing(records, seed, use_categories, may_refer=may_refer)
     negatives = [(p.record, p.expression) for p in pairing.pairs if p.source_video != p.record.video_id]
     return with_negatives(records, negatives)

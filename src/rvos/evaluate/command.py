@@ -36,8 +36,9 @@ DEFAULT_PROTOCOL = {"davis": "davis-semi", "a2d": "a2d", "jhmdb": "a2d"}  # othe
 R2_NEGATIVES = ("both", "pairing", "dataset")
 
 
-def r2_eval_records(records, negatives: str = "both", seed: int = 0) -> list:
-    """The records the r2 protocol scores (see the module docstring): positives plus the chosen negatives."""
+def r2_eval_records(records, negatives: str = "both", seed: int = 0, may_refer=None) -> list:
+    """The records the r2 protocol scores (see the module docstring): positives plus the chosen negatives.
+    `may_refer`: a finer rule for the pairing than categories (rvos.data.negatives; rvos.data.synth.truth)."""
     from dataclasses import replace
 
     from rvos.data.negatives import r2_records
@@ -49,7 +50,7 @@ def r2_eval_records(records, negatives: str = "both", seed: int = 0) -> list:
         return records
     if negatives == "pairing":
         records = [replace(r, expressions=[e for e in r.expressions if e.positive]) for r in records]
-    return r2_records(records, seed=seed)
+    return r2_records(records, seed=seed, may_refer=may_refer)
 
 
 def check_r2_predictions(records, predictions, seed: int) -> None:

@@ -18,7 +18,7 @@ from rvos.data.synth.queries import NP, RELATIONS, SIDES, Facts, Query, resolve
 
 KIND = {"appearance": "appearance", "extreme": "position", "region": "position", "motion": "motion",
         "relation": "relation", "group": "multi", "during": "partial"}
-IN_MEMORY_KEYS = ("query", "hard_neg_queries")  # not written to disk
+IN_MEMORY_KEYS = ("hard_neg_queries",)  # not written to disk; "query" is (rvos.data.synth.truth reads it)
 VALUES = {"category": CATEGORIES, "colour": tuple(COLOURS), "size": tuple(SIZES), "texture": TEXTURES}
 
 
@@ -143,7 +143,8 @@ def _ids_json(ids) -> str | list[str]:
 
 
 def generate_expressions(rng: np.random.Generator, f: Facts, cfg: SynthConfig) -> list[dict]:
-    """Expression dicts in the meta_expressions layout, plus IN_MEMORY_KEYS (the structured queries, for tests)."""
+    """Expression dicts in the meta_expressions layout with each one's structured query, plus IN_MEMORY_KEYS (the
+    hard negatives' queries, for tests)."""
     names = {i: unique_np(rng, f, i) for i in f.objects}
     per_source = [[(q, {i}) for q in _object_queries(rng, f, i, names)] for i in f.objects if f.visible[i].any()]
     groups = _group_queries(f)
