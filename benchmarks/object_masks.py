@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("data/synth"))
     ap.add_argument("--split", default="valid")
+    ap.add_argument("--videos", nargs="+", default=None, help="only these videos (e.g. a held-out fold)")
     args = ap.parse_args()
     print(machine_line())
     print(command_line())
@@ -65,6 +66,8 @@ def main() -> None:
     model.eval()
     conf, anyq = [], []
     for record in open_dataset(args.data, split=args.split):
+        if args.videos and record.video_id not in args.videos:
+            continue
         c, a = best_query_ious(model, record, tuple(cfg.data.clip.size))
         conf += c
         anyq += a

@@ -34,5 +34,5 @@ def test_repeat_and_extra_synth_dir(davis_sample, tmp_path):
 
 def test_packaged_davis_config_loads():
     cfg = load_config("objects_davis")
-    assert cfg.model.head == "objects" and cfg.method.name == "objects" and cfg.data.repeat == 48
+    assert cfg.model.head == "objects" and cfg.method.name == "objects" and cfg.data.repeat == 4
     assert cfg.data.extra_synth_dir and cfg.data.clip.instances
