@@ -102,14 +102,10 @@ def _export(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
     gen = torch.Generator().manual_seed(0)
     frames = torch.rand(t, 3, h, w, generator=gen)
 
-    # vision: frames -> C2..C5
-    vision = VisionGraph(model)
-    hs, ws = Dim("H", min=1, max=512), Dim("W", min=1, max=512)
-    _onnx(vision, (frames,), folder / "vision.onnx", ["frames"], list(LEVELS),
-          {"frames": {0: Dim("N", min=1, max=MAX_FRAMES), 2: stride * hs, 3: stride * ws}}, kw)
+    hs, ws = _export_vision(model, frames, folder, stride, kw)
 
     # decode: C2..C5 of T frames + one sentence -> FRAME_OUTPUTS the model fills
-    feats = list(vision(frames))
+    feats = list(model.encode_frames(frames))
     text = model.encode_text([sentence])
     outputs = decode_outputs(model, feats, text)
     T, L = Dim("T", min=1, max=max_t), Dim("L", min=1, max=4096)
@@ -117,21 +113,37 @@ def _export(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
                   for name, s in zip(LEVELS, model.vision.strides)}
     _onnx(DecodeGraph(model, outputs), (*feats, text.words, text.pad_mask, text.sentence), folder / "decode.onnx",
           list(DECODE_INPUTS), list(outputs), {**level_dims, "words": {1: L}, "pad_mask": {1: L}, "sentence": None}, kw)
-
-    # text: tokens [K, B, L] -> words, sentence (the tokenizer stays in Python)
-    tok = model.text.tokenize([sentence, "a dog"])
-    keys = tuple(tok)
-    tokens = torch.stack([tok[k] for k in keys])  # [K, B, L]
-    _onnx(TextGraph(model.text, keys), (tokens,), folder / "text.onnx", ["tokens"], ["words", "sentence"],
-          {"tokens": {1: Dim("B", min=1, max=4096), 2: L}}, kw)
+    keys = _export_text(model, sentence, folder, L, kw)
 
     manifest = {"format": FORMAT, "graphs": {"vision": "vision.onnx", "decode": "decode.onnx", "text": "text.onnx"},
                 "stride": stride, "levels": list(LEVELS), "decode_inputs": list(DECODE_INPUTS),
                 "decode_outputs": list(outputs), "text_keys": list(keys),
                 "tokenizer": tokenizer_spec(model.text, folder), "clip": clip, "max_frames": max_t,
                 "trace": list(TRACE[:3])}
-    manifest["parity"] = _check(model, folder, manifest, max_t)
+    manifest["parity"] = _check(model, folder, manifest, max_t, ("the dog",), _decode_gaps)
     return manifest
+
+
+def _export_vision(model, frames: torch.Tensor, folder: Path, stride: int, kw: dict):
+    """vision.onnx: frames [N, 3, H, W] -> C2..C5; returns the H and W dims (in units of the stride)."""
+    from torch.export import Dim
+
+    hs, ws = Dim("H", min=1, max=512), Dim("W", min=1, max=512)
+    _onnx(VisionGraph(model), (frames,), folder / "vision.onnx", ["frames"], list(LEVELS),
+          {"frames": {0: Dim("N", min=1, max=MAX_FRAMES), 2: stride * hs, 3: stride * ws}}, kw)
+    return hs, ws
+
+
+def _export_text(model, sentence: str, folder: Path, L, kw: dict) -> tuple[str, ...]:
+    """text.onnx: tokens [K, B, L] -> words, sentence (the tokenizer stays in Python); returns the token keys."""
+    from torch.export import Dim
+
+    tok = model.text.tokenize([sentence, "a dog"])
+    keys = tuple(tok)
+    tokens = torch.stack([tok[k] for k in keys])  # [K, B, L]
+    _onnx(TextGraph(model.text, keys), (tokens,), folder / "text.onnx", ["tokens"], ["words", "sentence"],
+          {"tokens": {1: Dim("B", min=1, max=4096), 2: L}}, kw)
+    return keys
 
 
 def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> dict:
@@ -141,12 +153,10 @@ def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> d
     kw = {"dynamo": True, "external_data": False, "opset_version": opset, "verbose": False}
     t, h, w, sentence = TRACE
     frames = torch.rand(t, 3, h, w, generator=torch.Generator().manual_seed(0))
-    hs, ws = Dim("H", min=1, max=512), Dim("W", min=1, max=512)
-    N = Dim("N", min=1, max=MAX_FRAMES)
-    _onnx(VisionGraph(model), (frames,), folder / "vision.onnx", ["frames"], list(LEVELS),
-          {"frames": {0: N, 2: stride * hs, 3: stride * ws}}, kw)
+    hs, ws = _export_vision(model, frames, folder, stride, kw)
 
     feats = model.encode_frames(frames)
+    N = Dim("N", min=1, max=MAX_FRAMES)
     level_dims = {name: {0: N, 2: (stride // s) * hs, 3: (stride // s) * ws}
                   for name, s in zip(LEVELS, model.vision.strides)}
     _onnx(ObjectsGraph(model), tuple(feats), folder / "objects.onnx", list(LEVELS), list(OBJECTS_OUTPUTS),
@@ -160,12 +170,7 @@ def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> d
           folder / "refer.onnx", list(REFER_INPUTS), list(REFER_OUTPUTS),
           {"tokens": {0: S, 2: Tb}, "alive": {0: S, 2: Tb}, "frame_pos": {0: S, 1: Tb}, "valid": {0: S, 1: Tb},
            "words": {0: S, 1: L}, "pad_mask": {0: S, 1: L}, "sentence": {0: S}}, kw)
-
-    tok = model.text.tokenize([sentence, "a dog"])
-    keys = tuple(tok)
-    tokens = torch.stack([tok[k] for k in keys])  # [K, B, L]
-    _onnx(TextGraph(model.text, keys), (tokens,), folder / "text.onnx", ["tokens"], ["words", "sentence"],
-          {"tokens": {1: Dim("B", min=1, max=4096), 2: L}}, kw)
+    keys = _export_text(model, sentence, folder, L, kw)
 
     manifest = {"format": FORMAT, "kind": "objects",
                 "graphs": {"vision": "vision.onnx", "objects": "objects.onnx", "refer": "refer.onnx",
@@ -175,7 +180,7 @@ def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> d
                 "bins": int(model.bins), "momentum": float(model.momentum), "text_keys": list(keys),
                 "tokenizer": tokenizer_spec(model.text, folder), "clip": False, "max_frames": MAX_FRAMES,
                 "trace": list(TRACE[:3])}
-    manifest["parity"] = _check_objects(model, folder, manifest)
+    manifest["parity"] = _check(model, folder, manifest, MAX_FRAMES, ("the dog", "a person"), _objects_gaps)
     return manifest
 
 
@@ -192,43 +197,15 @@ def _refer_args(inputs) -> tuple[torch.Tensor, ...]:
     return inputs.tokens, inputs.alive, inputs.frame_pos, inputs.valid
 
 
-def _check_objects(model, folder: Path, manifest: dict) -> dict:
-    """As _check, for the objects head's graphs: vision, objects, text and refer on untraced sizes."""
-    from rvos.export.runtime import OnnxModel
-
-    t, h, w, sentence = CHECK
-    frames = torch.rand(t, 3, h, w, generator=torch.Generator().manual_seed(1))
-    onnx = OnnxModel(folder, manifest=manifest, threads=1)
-    gaps = {}
-    ref_feats = model.encode_frames(frames)
-    for name, a, b in zip(LEVELS, onnx.encode_frames(frames), ref_feats):
-        gaps[name] = _gap(a, b)
-    ref_obj, got_obj = model.frame_objects(ref_feats), onnx.frame_objects(ref_feats)
-    for name in OBJECTS_OUTPUTS:
-        gaps[name] = _gap(getattr(got_obj, name), getattr(ref_obj, name))
-    sentences = [sentence, "the dog", "a person"]
-    ref_text = model.text._encode(sentences)  # no cache: the encoder's own forward pass
-    text = onnx.encode_text(sentences)
-    gaps["words"] = _gap(text.words.masked_fill(text.pad_mask[..., None], 0),
-                         ref_text.words.masked_fill(ref_text.pad_mask[..., None], 0))
-    gaps["sentence"] = _gap(text.sentence, ref_text.sentence)
-    inputs = _track_inputs(model, ref_feats, len(sentences))
-    for name, a, b in zip(REFER_OUTPUTS, onnx.refer(inputs, ref_text), model.refer(inputs, ref_text)):
-        gaps[name] = _gap(a, b)
-    bad = {k: v for k, v in gaps.items() if v["max_abs"] > TOLERANCE * max(1.0, v["scale"])}
-    if bad:
-        raise ConfigError(f"ONNX export does not reproduce PyTorch on a {t}x{h}x{w} check input (traced on "
-                          f"{'x'.join(map(str, manifest['trace']))}): {bad}")
-    return {"input": [t, 3, h, w], "sentence": sentence, "tolerance": TOLERANCE, "outputs": gaps}
-
-
 def _onnx(module, args, path: Path, inputs, outputs, dynamic, kw) -> None:
     program = torch.onnx.export(module, args, input_names=inputs, output_names=outputs, dynamic_shapes=dynamic, **kw)
     program.save(str(path))
 
 
-def _check(model, folder: Path, manifest: dict, max_t: int) -> dict:
-    """Run the exported graphs on sizes they were not traced on and compare with PyTorch; ConfigError on a gap."""
+def _check(model, folder: Path, manifest: dict, max_t: int, others: tuple[str, ...], head) -> dict:
+    """Run the exported graphs on sizes they were not traced on and compare with PyTorch; ConfigError on a gap.
+    The vision and text graphs are checked here; `head(model, onnx, features, text, T)` checks the head's graphs
+    (gaps by output name) on the check frames and the sentences CHECK's + `others`."""
     from rvos.export.runtime import OnnxModel
 
     t, h, w, sentence = CHECK
@@ -239,21 +216,35 @@ def _check(model, folder: Path, manifest: dict, max_t: int) -> dict:
     ref_feats = model.encode_frames(frames)
     for name, a, b in zip(LEVELS, onnx.encode_frames(frames), ref_feats):
         gaps[name] = _gap(a, b)
-    ref_text = model.text._encode([sentence, "the dog"])  # no cache: the encoder's own forward pass
-    text = onnx.encode_text([sentence, "the dog"])
+    sentences = [sentence, *others]
+    ref_text = model.text._encode(sentences)  # no cache: the encoder's own forward pass
+    text = onnx.encode_text(sentences)
     gaps["words"] = _gap(text.words.masked_fill(text.pad_mask[..., None], 0),
                          ref_text.words.masked_fill(ref_text.pad_mask[..., None], 0))
     gaps["sentence"] = _gap(text.sentence, ref_text.sentence)
-    one = TextFeatures(ref_text.words[:1], ref_text.pad_mask[:1], ref_text.sentence[:1])
-    ref = model.decode(ref_feats, one, 1, t)
-    got = onnx.decode(ref_feats, one, 1, t)
-    for name in manifest["decode_outputs"]:
-        gaps[name] = _gap(getattr(got, name), getattr(ref, name))
+    gaps.update(head(model, onnx, ref_feats, ref_text, t))
     bad = {k: v for k, v in gaps.items() if v["max_abs"] > TOLERANCE * max(1.0, v["scale"])}
     if bad:
         raise ConfigError(f"ONNX export does not reproduce PyTorch on a {t}x{h}x{w} check input (traced on "
                           f"{'x'.join(map(str, manifest['trace']))}): {bad}")
     return {"input": [t, 3, h, w], "sentence": sentence, "tolerance": TOLERANCE, "outputs": gaps}
+
+
+def _decode_gaps(model, onnx, feats: list[torch.Tensor], text: TextFeatures, t: int) -> dict:
+    """decode.onnx on the first sentence."""
+    one = TextFeatures(text.words[:1], text.pad_mask[:1], text.sentence[:1])
+    ref, got = model.decode(feats, one, 1, t), onnx.decode(feats, one, 1, t)
+    return {name: _gap(getattr(got, name), getattr(ref, name)) for name in onnx.manifest["decode_outputs"]}
+
+
+def _objects_gaps(model, onnx, feats: list[torch.Tensor], text: TextFeatures, t: int) -> dict:
+    """objects.onnx on the frames, refer.onnx on their tracks with every sentence."""
+    ref_obj, got_obj = model.frame_objects(feats), onnx.frame_objects(feats)
+    gaps = {name: _gap(getattr(got_obj, name), getattr(ref_obj, name)) for name in OBJECTS_OUTPUTS}
+    inputs = _track_inputs(model, feats, text.sentence.shape[0])
+    for name, a, b in zip(REFER_OUTPUTS, onnx.refer(inputs, text), model.refer(inputs, text)):
+        gaps[name] = _gap(a, b)
+    return gaps
 
 
 def _gap(a: torch.Tensor, b: torch.Tensor) -> dict:
