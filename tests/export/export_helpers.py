@@ -54,3 +54,25 @@ def foreground(rles: list[dict]) -> float:
     """Mean foreground fraction of RLE masks."""
     return float(np.mean([mask_utils.area({"size": r["size"], "counts": r["counts"].encode()}) / (r["size"][0] * r["size"][1])
                           for r in rles]))
+
+
+def segment_both_runtimes(checkpoint, exported, model, video: Video, sentence: str, tmp_path) -> tuple[dict, dict]:
+    """`rvos segment` on the video's frames (saved as PNGs) with the torch checkpoint and with its ONNX export, at
+    size 96, window 4 and a balanced threshold, gate off -> the masks.json sentence entries (torch, onnx)."""
+    import json
+
+    from PIL import Image
+
+    from rvos.cli import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(len(video)):
+        Image.fromarray(video.frame(i)).save(frames / f"{i:05d}.png")
+    thr = balanced_threshold(model, video, sentence, size=96)
+    common = ["segment", str(frames), "--text", sentence, "--size", "96", "--window", "4", "--threshold", str(thr),
+              "--no-video", "--no-png", "--no-gate"]
+    assert main(common + ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "torch")]) == 0
+    assert main(common + ["--runtime", "onnx", "--checkpoint", str(exported), "--out", str(tmp_path / "onnx")]) == 0
+    a, b = (json.loads((tmp_path / k / "masks.json").read_text())["sentences"][0] for k in ("torch", "onnx"))
+    return a, b

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from export_helpers import balanced_threshold, davis_clips, foreground, ious
+from export_helpers import balanced_threshold, davis_clips, foreground, ious, segment_both_runtimes
 from rvos.cli import main
 from rvos.errors import ConfigError
 from rvos.infer.predictor import Predictor
@@ -96,20 +96,9 @@ def test_predictor_parity_on_real_frames(models, davis_sample):
 
 
 def test_segment_runtime_onnx_matches_torch(exported, checkpoint, tmp_path, davis_sample, models, capsys):
-    from PIL import Image
-
     model, _ = models
     video, sentence = davis_clips(davis_sample, 5)[3]
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(len(video)):
-        Image.fromarray(video.frame(i)).save(frames / f"{i:05d}.png")
-    thr = balanced_threshold(model, video, sentence, size=96)
-    common = ["segment", str(frames), "--text", sentence, "--size", "96", "--window", "4", "--threshold", str(thr),
-              "--no-video", "--no-png", "--no-gate"]
-    assert main(common + ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "torch")]) == 0
-    assert main(common + ["--runtime", "onnx", "--checkpoint", str(exported), "--out", str(tmp_path / "onnx")]) == 0
+    a, b = segment_both_runtimes(checkpoint, exported, model, video, sentence, tmp_path)
     assert "on onnxruntime" in capsys.readouterr().out
-    a, b = (json.loads((tmp_path / k / "masks.json").read_text())["sentences"][0] for k in ("torch", "onnx"))
     assert a["query"] == b["query"]
     assert min(ious([f["rle"] for f in a["frames"]], [f["rle"] for f in b["frames"]])) >= 0.99

@@ -24,6 +24,7 @@ from rvos.errors import ConfigError
 from rvos.export import deps
 from rvos.export.tokenizers import load_tokenizer
 from rvos.models.objects import FrameObjects
+from rvos.models.rvos_model import check_decode_inputs
 from rvos.models.text import TextFeatures, _check
 
 OPTIMIZATION = ("disable", "basic", "extended", "all")
@@ -145,11 +146,7 @@ class OnnxModel:
     def decode(self, features: list[torch.Tensor], text: TextFeatures, B: int, T: int) -> FrameDecode:
         """features: C2..C5, each [B*T, C_l, H_l, W_l] (frame-major within a clip); text: B sentences. The graph
         decodes one sentence at a time."""
-        if len(features) != 4:
-            raise ConfigError(f"decode expects 4 feature levels (C2..C5), got {len(features)}")
-        if features[0].shape[0] != B * T or text.sentence.shape[0] != B:
-            raise ConfigError(f"decode got {features[0].shape[0]} frames and {text.sentence.shape[0]} sentences "
-                              f"for B={B}, T={T}")
+        check_decode_inputs(features, text, B, T)
         if self.manifest["clip"] and T > int(self.manifest["max_frames"]):
             raise ConfigError(f"this model mixes the frames of a clip (model.temporal_layers) and takes at most "
                               f"{self.manifest['max_frames']} frames (model.temporal_max_frames); use a window of at "

@@ -26,11 +26,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from rvos.errors import ConfigError
 from rvos.models.objects import FrameObjects, ObjectDecoder
 from rvos.models.output import RVOSOutput
 from rvos.models.referring import TrackInputs, TrackReferrer, frame_descriptors, video_inputs
-from rvos.models.rvos_model import forward_clip
+from rvos.models.rvos_model import check_decode_inputs, forward_clip
 from rvos.models.text import TextEncoder, TextFeatures
 from rvos.models.tracking import gather_tracks, link_queries
 from rvos.models.vision import VisionEncoder
@@ -113,11 +112,7 @@ class ObjectRVOSModel(nn.Module):
 
     def decode(self, features: list[torch.Tensor], text: TextFeatures, B: int, T: int) -> RVOSOutput:
         """The clip form: each of the B clips of T frames is treated as a whole video (see the module docstring)."""
-        if len(features) != 4:
-            raise ConfigError(f"decode expects 4 feature levels (C2..C5), got {len(features)}")
-        if features[0].shape[0] != B * T or text.sentence.shape[0] != B:
-            raise ConfigError(f"decode got {features[0].shape[0]} frames and {text.sentence.shape[0]} sentences "
-                              f"for B={B}, T={T}")
+        check_decode_inputs(features, text, B, T)
         tracks = self.track_clip(features, B, T)
         track_logits, relevance = self.refer(self.track_inputs(tracks.descriptors), text)  # [B, K], [B, K, T']
         if relevance.shape[-1] != T:  # resampled: back to frames, nearest bin

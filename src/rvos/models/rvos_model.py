@@ -38,6 +38,16 @@ from rvos.models.text import TextEncoder, TextFeatures
 from rvos.models.vision import VisionEncoder
 
 
+
+def check_decode_inputs(features: list[torch.Tensor], text: TextFeatures, B: int, T: int) -> None:
+    """ConfigError unless `features` are the 4 levels C2..C5 of B*T frames and `text` holds B sentences (the
+    contract of every `decode`: both models and the ONNX runtime)."""
+    if len(features) != 4:
+        raise ConfigError(f"decode expects 4 feature levels (C2..C5), got {len(features)}")
+    if features[0].shape[0] != B * T or text.sentence.shape[0] != B:
+        raise ConfigError(f"decode got {features[0].shape[0]} frames and {text.sentence.shape[0]} sentences "
+                          f"for B={B}, T={T}")
+
 class R2Parts(nn.Module):
     """The R2-VOS modules, kept together (they are used together)."""
 
@@ -86,11 +96,7 @@ class RVOSModel(nn.Module):
 
     def decode(self, features: list[torch.Tensor], text: TextFeatures, B: int, T: int) -> RVOSOutput:
         """features: C2..C5, each [B*T, C_l, H_l, W_l] (frame-major within a clip); text: B sentences."""
-        if len(features) != 4:
-            raise ConfigError(f"decode expects 4 feature levels (C2..C5), got {len(features)}")
-        if features[0].shape[0] != B * T or text.sentence.shape[0] != B:
-            raise ConfigError(f"decode got {features[0].shape[0]} frames and {text.sentence.shape[0]} sentences "
-                              f"for B={B}, T={T}")
+        check_decode_inputs(features, text, B, T)
         c2, c3, c4, c5 = features
         words = text.words.repeat_interleave(T, dim=0)  # [B*T, L, C_t]
         pad = text.pad_mask.repeat_interleave(T, dim=0)
