@@ -32,6 +32,17 @@ def test_repeat_and_extra_synth_dir(davis_sample, tmp_path):
         load_records(cfg, "val")
 
 
+def test_extra_synth_frames(davis_sample, tmp_path):
+    cfg = load_config(None, [f"data.root={davis_sample}", "data.train_split=val", "data.extra_synth=2",
+                             f"data.extra_synth_dir={tmp_path}", "data.extra_synth_frames=8"])
+    extra = [r for r in load_records(cfg, "val") if is_extra(r)]
+    assert [len(r.video) for r in extra] == [8, 8]  # shorter videos, in a folder of their own
+    assert all(r.video_id.startswith("davis-sample-extra2-seed1-f8/") for r in extra)
+    cfg.data.extra_synth_frames = 5
+    with pytest.raises(ConfigError, match="data.extra_synth_frames must be 0 or >= 8"):
+        load_records(cfg, "val")
+
+
 def test_packaged_davis_config_loads():
     cfg = load_config("objects_davis")
     assert cfg.model.head == "objects" and cfg.method.name == "objects" and cfg.data.repeat == 4

@@ -35,9 +35,10 @@ class DataConfig:
     negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
     negative_seed: int = 0
     # More synthetic training videos: generated once (seed extra_synth_seed, the default video size) next to
-    # data.root as <root>-extra<N>-seed<S>, and their train split joins the training records (ids prefixed).
+    # data.root as <root>-extra<N>-seed<S>[-f<F>], and their train split joins the training records (ids prefixed).
     extra_synth: int = 0
     extra_synth_seed: int = 1
+    extra_synth_frames: int = 0  # frames per extra video (0: the generator's default, 24; >= 8): cheaper to encode
     extra_synth_dir: str = ""  # where those videos are generated instead (e.g. when data.root is read-only)
     repeat: int = 1  # the dataset's own training videos appear this many times an epoch (weight against extra_synth)
     augment: str = ""  # WSRVOS: the `rvos augment` JSONL cache whose positives / hard negatives the expressions get

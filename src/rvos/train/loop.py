@@ -69,7 +69,7 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
     if cfg.data.extra_synth and split == cfg.data.train_split:
         records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed,
-                                                      cfg.data.extra_synth_dir or None)
+                                                      cfg.data.extra_synth_dir or None, cfg.data.extra_synth_frames)
     records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
     if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
         from rvos.augment.cache import apply_augmentation, read_augmentation
@@ -96,20 +96,25 @@ def is_extra(rec: VideoRecord) -> bool:
     return EXTRA_TAG in rec.video_id.split("/")[0] and "/" in rec.video_id
 
 
-def extra_synth_records(root: str | Path, n: int, seed: int, folder: str | Path | None = None) -> list[VideoRecord]:
+def extra_synth_records(root: str | Path, n: int, seed: int, folder: str | Path | None = None,
+                        frames: int = 0) -> list[VideoRecord]:
     """The train split of `n` more synthetic videos (generated once, deterministic from `seed`, next to `root`,
-    or in `folder`), with video ids prefixed by the folder name so they never collide with the dataset's own."""
+    or in `folder`; `frames` per video, 0 = the generator's default), with video ids prefixed by the folder name so
+    they never collide with the dataset's own."""
     from dataclasses import replace
 
     from rvos.data.readers import open_dataset
     from rvos.data.synth.config import SynthConfig
     from rvos.data.synth.writer import generate
 
+    if frames and frames < 8:
+        raise ConfigError(f"data.extra_synth_frames must be 0 or >= 8 (the generator's minimum), got {frames}")
     root = Path(root)
-    name = f"{root.name}{EXTRA_TAG}{n}-seed{seed}"
+    name = f"{root.name}{EXTRA_TAG}{n}-seed{seed}" + (f"-f{frames}" if frames else "")
     folder = root.parent / name if folder is None else Path(folder) / name
     if not (folder / "synth.json").is_file():
-        generate(folder, SynthConfig(seed=seed, train=n, valid=0, test=0), overwrite=True)
+        sizes = dict(seed=seed, train=n, valid=0, test=0) | ({"frames": frames} if frames else {})
+        generate(folder, SynthConfig(**sizes), overwrite=True)
     out = []
     for rec in open_dataset(folder, layout="ytvos", split="train"):
         video = replace(rec.video, video_id=f"{folder.name}/{rec.video.video_id}")
