@@ -1,5 +1,5 @@
 """Shared bits of the benchmark scripts: the machine line, the exact command, a median timer, markdown tables,
-atomic results files.
+atomic results files, and the start, the results file and the resumable run loop of the table scripts.
 
 Scripts in this folder import it as `common` (the script's own folder is on sys.path when run as a script)."""
 from __future__ import annotations
@@ -10,9 +10,10 @@ import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 SHARED_DATA = Path(os.environ.get("RVOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DAVIS_SAMPLE = SHARED_DATA / "davis-sample"
@@ -91,3 +92,46 @@ def davis_folds(records: list, folds: Sequence[str] | None, repeat: int) -> list
     folds = folds or sorted(r.video_id for r in records)
     return [(h, [r for r in records if r.video_id != h] * repeat, [r for r in records if r.video_id == h])
             for h in folds]
+
+
+def start_tables(name: str, smoke: bool, out: Path | None,
+                 davis: bool) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """A table script's start: one torch thread in smoke mode (tiny tensors: one thread is faster and does not
+    collapse on a shared CPU), the command and machine lines, and (output folder, temporary folder or None): `out`,
+    else in smoke mode a temporary folder (the caller cleans it up), else runs/NAME (runs/NAME_davis with `davis`)."""
+    if smoke:
+        import torch
+
+        torch.set_num_threads(1)
+    print(command_line())
+    print(machine_line())
+    tmpdir = tempfile.TemporaryDirectory(prefix=f"{name}-") if smoke else None
+    return out or (Path(tmpdir.name) if tmpdir else Path(f"runs/{name}" + ("_davis" if davis else ""))), tmpdir
+
+
+def load_results(path: Path, setup: dict) -> dict | None:
+    """The runs a results file holds ({} when there is none yet); None, with a message on stderr, when they were
+    measured with another setup (resume only what was measured the same way)."""
+    saved = json.loads(path.read_text()) if path.is_file() else {"setup": setup, "runs": {}}
+    if saved.get("setup") != setup:
+        print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
+        return None
+    return saved["runs"]
+
+
+def run_grid(path: Path, setup: dict, results: dict, names: Iterable[str], seeds: Iterable[int], steps: int,
+             jobs: Sequence[tuple], run_one: Callable[[str, int, list, list, Path], dict],
+             describe: Callable[[str, dict], str]) -> None:
+    """Train and score every (name, seed, fold) run not yet in `results` (`jobs`: [(fold or None, train, test)];
+    keys NAME|seedS|stepsN[|foldF]): run_one(name, seed, train, test, OUT/runs/<key>) -> its result, kept in
+    `results` and written to `path` (OUT/results.json) as each finishes, then describe(key, result) printed."""
+    for name in names:
+        for seed in seeds:
+            for fold, train, test in jobs:
+                key = f"{name}|seed{seed}|steps{steps}" + (f"|fold{fold}" if fold else "")
+                if key in results:
+                    continue
+                results[key] = r = run_one(name, seed, train, test, path.parent / "runs" / key.replace("|", "_"))
+                write_json(path, {"command": command_line(), "machine": machine_line(), "setup": setup,
+                                  "runs": results})
+                print(describe(key, r), flush=True)

@@ -39,7 +39,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,8 +47,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
 import torch
-from common import (DAVIS_SAMPLE, SMOKE_SYNTH, command_line, davis_folds, ensure_synthetic, machine_line,
-                    markdown_table, write_json)
+from common import (DAVIS_SAMPLE, SMOKE_SYNTH, davis_folds, ensure_synthetic, load_results, markdown_table, run_grid,
+                    start_tables)
 from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.readers import open_dataset
 from rvos.data.regimes import apply_regime
@@ -347,27 +346,30 @@ def print_tables(args, results: dict) -> None:
             print(markdown_table(header, rows))
 
 
+def describe(key: str, r: dict) -> str:
+    """The line printed when a run finishes."""
+    lang = r.get("language_only")
+    extra = f"; language path everywhere J&F {100 * lang['J&F']:.1f}" if lang else ""
+    return (f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}), tIoU "
+            f"{100 * r['tIoU']:.1f}{extra}; train {r['train_s']:.0f} s ({r['s_per_step']:.2f} s/step), "
+            f"eval {r['eval_s']:.0f} s")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.smoke:
-        torch.set_num_threads(1)
-    print(command_line())
-    print(machine_line())
-    tmpdir = tempfile.TemporaryDirectory(prefix="tgl_table-") if args.smoke else None
-    out = args.out or (Path(tmpdir.name) if tmpdir else Path("runs/tgl_table" + ("_davis" if args.davis else "")))
+    out, tmpdir = start_tables("tgl_table", args.smoke, args.out, args.davis)
     if tmpdir and args.data == DEFAULT_DATA:
         args.data = Path(tmpdir.name) / "data"
     path = out / "results.json"
     setup = {"data": str(args.davis_data if args.davis else args.data), "davis": args.davis, "size": list(args.size),
              "batch": args.batch, "num_frames": args.num_frames, "overrides": list(args.overrides)}
-    saved = json.loads(path.read_text()) if path.is_file() else {"setup": setup, "runs": {}}
-    if saved.get("setup") != setup:
-        print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
+    results = load_results(path, setup)
+    if results is None:
         return 2
     wanted = lambda runs: {k: v for k, v in runs.items() if f"|steps{args.steps}" in k  # noqa: E731
                            and int(k.split("|seed")[1].split("|")[0]) in args.seeds}
     if args.report:
-        print_tables(args, wanted(saved["runs"]))
+        print_tables(args, wanted(results))
         return 0
     try:
         jobs, cache_records, kinds, what = load_data(args)
@@ -382,23 +384,9 @@ def main(argv=None) -> int:
         print(f"data: {what}; {base.model.vision} + {base.model.text}, {args.steps} steps x {args.batch} clips x "
               f"T={args.num_frames} at {args.size[0]}x{args.size[1]}, seeds {args.seeds}; feature cache: {len(cache)} "
               f"frames (plain + flipped) in {cache_s:.1f} s", flush=True)
-        results = saved["runs"]
-        for row in args.rows:
-            for seed in args.seeds:
-                for fold, train, test in jobs:
-                    key = f"{row}|seed{seed}|steps{args.steps}" + (f"|fold{fold}" if fold else "")
-                    if key in results:
-                        continue
-                    r = train_and_score(args, base, row, seed, train, test, kinds, cache,
-                                        out / "runs" / key.replace("|", "_"))
-                    results[key] = r
-                    write_json(path, {"command": command_line(), "machine": machine_line(), "setup": setup,
-                                      "runs": results})
-                    lang = r.get("language_only")
-                    extra = f"; language path everywhere J&F {100 * lang['J&F']:.1f}" if lang else ""
-                    print(f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}), tIoU "
-                          f"{100 * r['tIoU']:.1f}{extra}; train {r['train_s']:.0f} s ({r['s_per_step']:.2f} s/step), "
-                          f"eval {r['eval_s']:.0f} s", flush=True)
+        run_grid(path, setup, results, args.rows, args.seeds, args.steps, jobs,
+                 lambda row, seed, train, test, run_dir: train_and_score(
+                     args, base, row, seed, train, test, kinds, cache, run_dir), describe)
         print_tables(args, wanted(results))
         print(f"\nresults: {path}")
     finally:

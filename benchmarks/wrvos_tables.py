@@ -22,11 +22,9 @@ synthetic benchmark is generated (`rvos data synth DATA --seed 0`)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,8 +32,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rvos  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
-from common import (DAVIS_SAMPLE, SMOKE_SYNTH, command_line, davis_folds, ensure_synthetic, machine_line,
-                    markdown_table, write_json)
+from common import (DAVIS_SAMPLE, SMOKE_SYNTH, davis_folds, ensure_synthetic, load_results, markdown_table, run_grid,
+                    start_tables)
 from davis_crossval import SMOKE_FOLDS, TINY_MODEL, first_frames
 from rvos.data.cost import annotation_cost
 from rvos.data.readers import open_dataset
@@ -290,16 +288,16 @@ def report(args, runs: dict, path: Path, plot_path: Path) -> None:
     print(f"\nresults: {path}; plot: {plot_path}")
 
 
+def describe(key: str, r: dict) -> str:
+    """The line printed when a run finishes."""
+    return (f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}), mAP "
+            f"{100 * r['mAP']:.1f}, ann. {r['annotation_s'] / 3600:.2f} h; train {r['train_s']:.0f} s "
+            f"({r['s_per_step']:.2f} s/step), eval {r['eval_s']:.0f} s")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.smoke:
-        import torch
-
-        torch.set_num_threads(1)  # tiny tensors: one thread is faster and does not collapse on a shared CPU
-    print(command_line())
-    print(machine_line())
-    tmpdir = tempfile.TemporaryDirectory(prefix="wrvos_tables-") if args.smoke else None
-    out = args.out or (Path(tmpdir.name) if tmpdir else Path("runs/wrvos_tables" + ("_davis" if args.davis else "")))
+    out, tmpdir = start_tables("wrvos_tables", args.smoke, args.out, args.davis)
     source = f"DAVIS {args.davis_data} folds {args.folds or 'all'}" if args.davis else f"synthetic {args.data}"
     if tmpdir and args.data == DEFAULT_DATA:  # smoke data is tiny: never where the real benchmark is expected
         args.data, source = Path(tmpdir.name) / "data", "synthetic, tiny (smoke)"
@@ -307,12 +305,11 @@ def main(argv=None) -> int:
     path = out / "results.json"
     setup = {"data": source, "size": list(args.size), "batch": args.batch, "num_frames": args.num_frames,
              "pseudo_from_step": args.pseudo_from_step, "overrides": list(args.overrides)}
-    saved = json.loads(path.read_text()) if path.is_file() else {"setup": setup, "runs": {}}
-    if saved.get("setup") != setup:  # resume only what was measured the same way
-        print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
+    results = load_results(path, setup)
+    if results is None:
         return 2
     if args.report:  # tables and plot from what results.json holds, no training
-        report(args, saved["runs"], path, plot_path)
+        report(args, results, path, plot_path)
         return 0
     try:
         jobs, cache_records, what = load_data(args)
@@ -327,24 +324,12 @@ def main(argv=None) -> int:
         print(f"data: {what}; {base.model.vision} + {base.model.text}, {args.steps} steps x {args.batch} clips x "
               f"T={args.num_frames} at {args.size[0]}x{args.size[1]}, seeds {args.seeds}; feature cache: {len(cache)} "
               f"frames (plain + flipped) in {cache_s:.1f} s", flush=True)
-        results = saved["runs"]
         names = list(dict.fromkeys(run for t in args.tables for _, run in TABLES[t][2]))
         names = [n for n in names if args.runs is None or n in args.runs]
         boxes = MaskBoxes()
-        for name in names:
-            for seed in args.seeds:
-                for fold, train, test in jobs:
-                    key = f"{name}|seed{seed}|steps{args.steps}" + (f"|fold{fold}" if fold else "")
-                    if key in results:
-                        continue
-                    r = train_and_score(args, base, RUNS[name], seed, train, test, cache, boxes,
-                                        out / "runs" / key.replace("|", "_"))
-                    results[key] = r
-                    write_json(path, {"command": command_line(), "machine": machine_line(), "setup": setup,
-                                      "runs": results})
-                    print(f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}), mAP "
-                          f"{100 * r['mAP']:.1f}, ann. {r['annotation_s'] / 3600:.2f} h; train {r['train_s']:.0f} s "
-                          f"({r['s_per_step']:.2f} s/step), eval {r['eval_s']:.0f} s", flush=True)
+        run_grid(path, setup, results, names, args.seeds, args.steps, jobs,
+                 lambda name, seed, train, test, run_dir: train_and_score(
+                     args, base, RUNS[name], seed, train, test, cache, boxes, run_dir), describe)
         report(args, results, path, plot_path)
     finally:
         if tmpdir is not None:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,10 +38,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import rvos  # noqa: F401,E402  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
-from common import (DAVIS_SAMPLE, SMOKE_SYNTH, command_line, davis_folds, ensure_synthetic, machine_line,  # noqa: E402
-                    markdown_table)
+from common import (DAVIS_SAMPLE, SMOKE_SYNTH, davis_folds, ensure_synthetic, load_results,  # noqa: E402
+                    markdown_table, run_grid, start_tables)
 from davis_crossval import SMOKE_FOLDS, first_frames  # noqa: E402
-from wrvos_tables import score, unique_full, write_json  # noqa: E402
+from wrvos_tables import score, unique_full  # noqa: E402
 from rvos.augment.cache import AugWriter, apply_augmentation, read_augmentation  # noqa: E402
 from rvos.augment.rules import RulesBackend  # noqa: E402
 from rvos.augment.run import DatasetBackend, augment_records  # noqa: E402
@@ -244,27 +243,26 @@ def report(args, runs: dict) -> None:
         print(markdown_table(["setting", "regime", "ann. s", "sentences", "J&F", "J", "F", "runs"], table))
 
 
+def describe(key: str, r: dict) -> str:
+    """The line printed when a run finishes."""
+    return (f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}); ann. "
+            f"{r['annotation_s']:,.0f} s; train {r['train_s']:.0f} s ({r['s_per_step']:.2f} s/step), "
+            f"eval {r['eval_s']:.0f} s")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    if args.smoke:
-        torch.set_num_threads(1)
-    print(command_line())
-    print(machine_line())
-    tmp = tempfile.TemporaryDirectory(prefix="wsrvos_tables-") if args.smoke else None
-    out = args.out or (Path(tmp.name) if tmp else Path("runs/wsrvos_tables" + ("_davis" if args.davis else "")))
+    out, tmp = start_tables("wsrvos_tables", args.smoke, args.out, args.davis)
     if tmp and args.data == Path("runs/demo/data"):
         args.data = Path(tmp.name) / "data"
     path = out / "results.json"
     setup = {"davis": args.davis, "size": list(args.size), "batch": args.batch, "fusion_from": args.fusion_from,
              "overrides": list(args.overrides)}
-    saved = json.loads(path.read_text()) if path.is_file() else {"setup": setup, "runs": {}}
-    if saved.get("setup") != setup:
-        print(f"{path} holds runs of another setup ({saved.get('setup')}); use another --out", file=sys.stderr)
+    results = load_results(path, setup)
+    if results is None:
         return 2
     if args.report:
-        report(args, saved["runs"])
+        report(args, results)
         return 0
     try:
         jobs, cache_records, what = load_jobs(args, tmp)
@@ -284,21 +282,10 @@ def main(argv=None) -> int:
                for k in (["rules"] if args.davis else ["dataset", "rules"])}
         names = DAVIS_RUNS if args.davis else list(dict.fromkeys(n for t in args.tables for _, n in TABLES[t][1]))
         names = [n for n in (args.runs or names) if n in names]  # --runs: these rows, in this order
-        results, boxes = saved["runs"], MaskBoxes()
-        for name in names:
-            for seed in args.seeds:
-                for fold, train, test in jobs:
-                    key = f"{name}|seed{seed}|steps{args.steps}" + (f"|fold{fold}" if fold else "")
-                    if key in results:
-                        continue
-                    r = train_and_score(args, base, RUNS[name], seed, train, test, cache, boxes, aug,
-                                        out / "runs" / key.replace("|", "_"))
-                    results[key] = r
-                    write_json(path, {"command": command_line(), "machine": machine_line(), "setup": setup,
-                                      "runs": results})
-                    print(f"{key}: J&F {100 * r['J&F']:.1f} (J {100 * r['J']:.1f}, F {100 * r['F']:.1f}); ann. "
-                          f"{r['annotation_s']:,.0f} s; train {r['train_s']:.0f} s ({r['s_per_step']:.2f} s/step), "
-                          f"eval {r['eval_s']:.0f} s", flush=True)
+        boxes = MaskBoxes()
+        run_grid(path, setup, results, names, args.seeds, args.steps, jobs,
+                 lambda name, seed, train, test, run_dir: train_and_score(
+                     args, base, RUNS[name], seed, train, test, cache, boxes, aug, run_dir), describe)
         report(args, results)
     finally:
         if tmp is not None:
