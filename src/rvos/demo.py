@@ -1,8 +1,9 @@
 """`rvos demo`: the end-to-end run on the built-in synthetic benchmark.
 
 1. generate the synthetic benchmark (skipped when it is already there),
-2. train SimRVOS on its train split (frozen EfficientNet-Lite0 + MiniLM, features cached once; a killed demo
-   resumes where its last checkpoint left it),
+2. train the object-centric model on its train split plus 240 short generated videos (configs/objects_demo.yaml:
+   frozen EfficientNet-Lite0 + MiniLM, features cached once; phase 1 the object decoder, phase 2 the referrer; a
+   killed demo resumes where its last checkpoint left it),
 3. evaluate on the test split (all-frames protocol on the positive expressions; R2 protocol with the absent ones),
 4. segment one test video, written as an MP4, with two sentences (palette PNGs, overlay MP4s, JSON),
 5. write a short report (REPORT.md) and print where everything is.
@@ -15,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-DEMO_CONFIG = "simrvos_synth"  # rvos/configs/simrvos_synth.yaml
+DEMO_CONFIG = "objects_demo"  # rvos/configs/objects_demo.yaml (the demo of earlier versions: --config simrvos_synth)
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -39,10 +40,14 @@ def _train_config(args, data_root: Path):
     from rvos.train.config import load_config, resolve_config_path
 
     overrides = [f"data.root={data_root}", f"loop.seed={args.seed}"]
+    path = resolve_config_path(args.config)
     if args.quick:
         overrides += ["model.vision=tiny", "model.text=tiny", "model.vision_pretrained=false", "loop.steps=20",
-                      "loop.checkpoint_every=10", "loop.feature_cache=off", "data.clip.size=[96,160]"]
-    return load_config(resolve_config_path(args.config), overrides + list(args.overrides))
+                      "loop.checkpoint_every=10", "loop.feature_cache=off", "data.clip.size=[96,160]",
+                      "data.extra_synth=0"]
+        if load_config(path, list(args.overrides)).method.name == "objects":
+            overrides += ["method.params.refer_steps=20"]
+    return load_config(path, overrides + list(args.overrides))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,6 +146,17 @@ def j_and_f_by_kind(result, data_root: Path, split: str = "test") -> dict[str, t
     return {k: (len(v), float(np.mean(v))) for k, v in sorted(by_kind.items())}
 
 
+def _referrer_steps(cfg) -> str:
+    """The objects method's phase 2, for the report's model line ('' for one-phase methods)."""
+    if cfg.method.name != "objects":
+        return ""
+    from rvos.methods.objects import ObjectsConfig
+    from rvos.train.config import from_dict
+
+    params = from_dict(ObjectsConfig, dict(cfg.method.params), "method.params")
+    return f", then {params.refer_steps} referrer steps of {params.refer_batch} videos"
+
+
 def _report(out: Path, cfg, jf, r2, record, results, times) -> Path:
     from rvos.train.config import to_dict
 
@@ -149,7 +165,9 @@ def _report(out: Path, cfg, jf, r2, record, results, times) -> Path:
         "# rvos demo report", "",
         f"- data: `{out / 'data'}` (the synthetic benchmark, `rvos data synth`)",
         f"- model: {cfg.model.vision} + {cfg.model.text}, head {cfg.model.head}; method {cfg.method.name}; "
-        f"regime {cfg.data.regime}; {cfg.loop.steps} steps of {cfg.loop.batch_size} clips of {cfg.data.clip.num_frames} frames",
+        f"regime {cfg.data.regime}; {cfg.loop.steps} steps of {cfg.loop.batch_size} clips of {cfg.data.clip.num_frames} frames"
+        + _referrer_steps(cfg)
+        + (f"; training videos: the benchmark's + {cfg.data.extra_synth} generated" if cfg.data.extra_synth else ""),
         f"- time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()), "",
         "## Test split", "",
         f"- all-frames protocol, positive expressions: {fmt(jf.summary)}",

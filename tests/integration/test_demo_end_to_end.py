@@ -33,7 +33,9 @@ def test_demo_writes_every_output(demo_run):
                 "curves.png", "eval/all-frames/global_results.csv", "eval/r2/results.json"):
         assert (out / rel).is_file(), rel
     ckpt = load_checkpoint(out / "checkpoints" / "final.pt")
-    assert ckpt["step"] == 20 and ckpt["config"]["model"]["vision"] == "tiny"
+    assert ckpt["step"] == 20 and ckpt["config"]["model"]["vision"] == "tiny"  # phase 2, the referrer
+    assert ckpt["config"]["method"]["name"] == "objects" and ckpt["config"]["data"]["extra_synth"] == 0
+    assert load_checkpoint(out / "objects" / "checkpoints" / "last.pt")["step"] == 20  # phase 1, the object decoder
     report = (out / "REPORT.md").read_text()
     assert "J&F" in report and "R2 protocol" in report
     videos = list((out / "segment").glob("*/overlay.mp4"))
@@ -71,15 +73,21 @@ def test_segment_uses_the_demo_checkpoint_by_default(demo_run, tmp_path):
 
 
 def test_resume_continues_from_the_demo_checkpoint(demo_run, tmp_path):
+    """The demo's two phases resume: phase 1 (objects/) and the track cache are done, so only the referrer trains on."""
     import shutil
 
     out = demo_run / "runs" / "demo"
     run = tmp_path / "run"
-    shutil.copytree(out / "checkpoints", run / "checkpoints")
+    for part in ("checkpoints", "objects"):
+        shutil.copytree(out / part, run / part)
+    shutil.copy(out / "tracks.pt", run / "tracks.pt")
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    phase1 = (run / "objects" / "checkpoints" / "last.pt").read_bytes()
     overrides = [f"{k}={v}" for k, v in (("data.root", out / "data"), ("model.vision", "tiny"), ("model.text", "tiny"),
                                           ("model.vision_pretrained", "false"), ("loop.feature_cache", "off"),
                                           ("data.clip.size", "[96,160]"), ("loop.checkpoint_every", 10),
-                                          ("data.val_split", "''"))]
-    assert main(["train", "simrvos_synth", *overrides, "loop.steps=30", "--out", str(run), "--resume"]) == 0
+                                          ("data.val_split", "''"), ("data.extra_synth", 0), ("loop.steps", 20))]
+    assert main(["train", "objects_demo", *overrides, "method.params.refer_steps=30", "--out", str(run),
+                 "--resume"]) == 0
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 30 > ckpt["step"]
+    assert (run / "objects" / "checkpoints" / "last.pt").read_bytes() == phase1  # phase 1 was not trained again
