@@ -93,6 +93,7 @@ def test_segment_without_checkpoint_names_the_demo_model_and_how_to_get_a_real_o
     assert "(synthetic shapes: rvos data synth, seed 3), split train: 2 videos" in out
     assert "This demo model knows synthetic shapes" in out and "on a real video expect empty or wrong masks" in out
     assert "rvos train CONFIG data.root=DATASET --out runs/NAME" in out and "simrvos_synth" in out
+    assert "rvos train objects_davis --out runs/objects_davis" in out
     assert "tiny_test" not in out  # the test-only config is not offered
     assert "--checkpoint runs/NAME/checkpoints/last.pt" in out
     assert out.index("no --checkpoint given") < out.index("segmented ")  # said before the results
@@ -141,3 +142,19 @@ def test_eval_checkpoint_prints_provenance_and_flags_the_training_split(shapes_m
     assert main(["eval", "--checkpoint", str(shapes_model), "--dataset", str(synth), "--split", "test",
                  "--workers", "1"]) == 0
     assert "not held-out" not in capsys.readouterr().out
+
+
+def test_two_phase_model_and_generated_videos_are_named():
+    """The objects method's checkpoint step is its referrer's; phase 1's steps come from its config. Generated
+    videos (data.extra_synth) and repeats of the dataset's own videos are said in the size."""
+    from rvos.train.provenance import model_line
+
+    ckpt = {"step": 800, "config": {"method": {"name": "objects"}, "loop": {"steps": 1200},
+                                    "model": {"head": "objects", "vision": "efficientnet_lite0", "text": "minilm"}}}
+    assert model_line(ckpt) == ("method objects, objects head, vision efficientnet_lite0, text minilm, "
+                                "1,200 object-decoder + 800 referrer steps")
+    info = {"dataset": "/d", "split": "train", "regime": "full", "videos": 336, "extra_synth": 240, "repeat": 2,
+            "expressions": 10, "absent_expressions": 0, "frames": 4224, "mask_targets": 5, "box_targets": 0}
+    assert describe(info) == ("/d, split train: 336 videos (240 of them generated: data.extra_synth), its own x2 an "
+                              "epoch, 10 expressions, 4,224 frames; 5 mask and 0 box targets; regime full (dense "
+                              "targets as annotated)")

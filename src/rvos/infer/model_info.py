@@ -23,7 +23,9 @@ def how_to_get_a_real_model() -> list[str]:
             "    rvos train CONFIG data.root=DATASET --out runs/NAME",
             "    rvos segment VIDEO --text \"...\" --checkpoint runs/NAME/checkpoints/last.pt",
             f"  CONFIG: a packaged config ({', '.join(packaged_configs())}) or a YAML of your own; see "
-            "`rvos train --help` and the README's Training section."]
+            "`rvos train --help` and the README's Training section.",
+            "  A first real-video model, from the DAVIS sample beside the checkout (about 10 min on 2 CPU cores; J&F "
+            "0.37 on unseen DAVIS videos): rvos train objects_davis --out runs/objects_davis"]
 
 
 def checkpoint_lines(path: str | Path, default: bool = False, ckpt: Optional[dict] = None) -> list[str]:

@@ -90,7 +90,10 @@ def describe(info: dict) -> str:
     if not info.get("recorded", True):
         return (f"{where}, split {info.get('split')}, {regime_text} (from its config: this checkpoint predates "
                 "recorded training data, so its size is unknown)")
-    size = (f"{info['videos']:,} videos, {info['expressions']:,} expressions"
+    extra = info.get("extra_synth") or 0
+    size = (f"{info['videos']:,} videos" + (f" ({extra:,} of them generated: data.extra_synth)" if extra else "")
+            + (f", its own x{info['repeat']} an epoch" if (info.get("repeat") or 1) > 1 else "")
+            + f", {info['expressions']:,} expressions"
             + (f" (+{info['absent_expressions']:,} absent-object)" if info.get("absent_expressions") else "")
             + f", {info['frames']:,} frames; {info['mask_targets']:,} mask and {info['box_targets']:,} box targets")
     return f"{where}, split {info.get('split')}: {size}; {regime_text}"
@@ -101,8 +104,11 @@ def model_line(ckpt: dict) -> str:
     cfg = ckpt.get("config") or {}
     model, method = cfg.get("model") or {}, (cfg.get("method") or {}).get("name", "?")
     steps = int(ckpt.get("step", 0))
+    trained = f"{steps:,} step{'' if steps == 1 else 's'}"
+    if method == "objects":  # two phases: the checkpoint's step is the referrer's
+        trained = f"{int((cfg.get('loop') or {}).get('steps', 0)):,} object-decoder + {steps:,} referrer steps"
     return (f"method {method}, {model.get('head', '?')} head, vision {model.get('vision', '?')}, "
-            f"text {model.get('text', '?')}, {steps:,} step{'' if steps == 1 else 's'}")
+            f"text {model.get('text', '?')}, {trained}")
 
 
 def summary_lines(path: str | Path, ckpt: dict) -> list[str]:
