@@ -156,9 +156,15 @@ class Lexicon:
                          ("categories", "actions", "colours", "sizes", "textures", "directions", "positions"))
 
 
+def _counted(counts: Counter, closed: set[str]) -> dict[str, int]:
+    """The words of a closed class that the corpus uses, with their counts, in sorted order: a set's iteration
+    order changes with PYTHONHASHSEED, and the rules backend's seeded draws index these dicts in order."""
+    return {w: counts[w] for w in sorted(closed) if counts[w]}
+
+
 def _phrase_counts(sentences: Sequence[str], phrases: Iterable[str]) -> Counter:
     c: Counter = Counter()
-    for p in phrases:
+    for p in sorted(phrases):  # sorted: `phrases` is a set (SEED_PHRASES) and the order reaches the categories
         pat = re.compile(rf"\b{re.escape(p)}s?\b")
         c[p] = sum(len(pat.findall(s.lower())) for s in sentences)
     return +c
@@ -197,7 +203,7 @@ def build_lexicon(sentences: Sequence[str], noun_phrases: Sequence[str] = (), mi
                 acts[w] += 1
             elif prev in {"that", "which", "who"} and w.endswith("s") and len(w) > 3 and w not in closed | {"is"}:
                 acts[w] += 1
-    colours = Counter({w: counts[w] for w in COLOURS if counts[w]})
+    colours = Counter(_counted(counts, COLOURS))
     for t in tokens:
         for j, w in enumerate(t):
             if w.endswith("-colored") or (j + 1 < len(t) and t[j + 1] in {"colored", "coloured"}):
@@ -214,9 +220,8 @@ def build_lexicon(sentences: Sequence[str], noun_phrases: Sequence[str] = (), mi
     return Lexicon(
         categories=keep(Counter({w: n for w, n in cats.items() if w not in acts and w not in GENERIC})),
         actions=keep(acts), colours=keep(colours),
-        sizes={w: counts[w] for w in SIZES if counts[w]}, textures={w: counts[w] for w in TEXTURES if counts[w]},
-        directions={w: counts[w] for w in DIRECTIONS if counts[w]},
-        positions={w: counts[w] for w in POSITIONS if counts[w]}, sentences=len(sentences))
+        sizes=_counted(counts, SIZES), textures=_counted(counts, TEXTURES), directions=_counted(counts, DIRECTIONS),
+        positions=_counted(counts, POSITIONS), sentences=len(sentences))
 
 
 def default_text_dir() -> Path:

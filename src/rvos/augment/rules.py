@@ -95,7 +95,7 @@ class RulesBackend:
             known = [table.get(tuple(g.split())) or table.get((g.split()[0],)) for g in sorted(group)]
             cls = next((c for c in known if c is not None), None)
             if cls is not None:
-                for w in group:
+                for w in sorted(group):
                     table[tuple(w.split())] = table.get(tuple(w.split()), cls) if len(w.split()) == 1 else cls
         return table
 
