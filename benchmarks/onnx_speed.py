@@ -13,16 +13,21 @@ as an MP4 (mp4v) and decoded with OpenCV inside every timed run (`--source memor
 infer_speed.py measures). Every mode is timed in interleaved rounds (median of `--runs` after one warm-up).
 Threads: torch and onnxruntime both use OMP_NUM_THREADS (torch.get_num_threads()) unless a mode says otherwise;
 /work/bin/heavy sets 1. IoU: the first `--iou-frames` frames of the six DAVIS-sample videos at 480x854, each
-video's Ref-DAVIS sentence, threshold set so that about half of the pixels are foreground (random head weights
-give empty masks at 0.5); the minimum over frames of the IoU with PyTorch's masks. The int8 vision graph is
-calibrated on the last two frames of each DAVIS-sample video, which the IoU check does not use. Quantised graphs
-and the MP4s are written beside the export (`--onnx` keeps them for the next run).
+video's Ref-DAVIS sentence, threshold set so that about half of the pixels are foreground (random head weights give
+empty masks at 0.5); the minimum over frames of the IoU with PyTorch's masks. `--profile`: ms per frame by part
+(video decode, encode_frames, the head's calls, the rest) and end to end / backbone (encode_frames' share of the
+total), each the median of `--runs` more interleaved runs. Mode `ort-obj-plain` (objects head) runs the object
+decoder exported as written for training instead of the inference form `rvos export` writes, to measure what that
+form gains. The int8 vision graph is calibrated on the last two frames of each DAVIS-sample video, which the IoU
+check does not use. Quantised graphs and the MP4s are written beside the export (`--onnx` keeps them for the next
+run).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -146,16 +151,48 @@ MODES = {  # key: (label, OnnxModel kwargs, Predictor kwargs); "dec:int8" etc. n
     "ort-vis-int8": ("onnxruntime, vision int8 (static QDQ)", {"graphs": {"vision": "vis:int8"}}, {}),
     "ort-all-int8": ("onnxruntime, vision + decoder int8", {"graphs": {"vision": "vis:int8", "decode": "dec:int8"}},
                      {}),
+    # objects head: its decoder exported as written for training (ObjectDecoder.forward), not in the inference
+    # form `rvos export` writes (export/objects_graph.py)
+    "ort-obj-plain": ("onnxruntime, object decoder in training form", {"graphs": {"objects": "obj:plain"}}, {}),
 }
 
 
-def onnx_modes(folder: Path, keys: list[str], calibrate) -> dict[str, tuple[str, dict, dict]]:
-    """The modes `keys` with the quantised graphs they name built (only those) and put in their kwargs."""
+class _PlainObjects(torch.nn.Module):
+    def __init__(self, objects):
+        super().__init__()
+        self.objects = objects
+
+    def forward(self, c2, c3, c4, c5):
+        out = self.objects([c2, c3, c4, c5])
+        return out.embed, out.logits, out.masks
+
+
+def plain_objects_graph(model, folder: Path) -> str:
+    """objects.plain.onnx beside the export: ObjectDecoder.forward as the graph, dynamic in frames and size."""
+    from torch.export import Dim
+
+    from rvos.export.graphs import LEVELS, OBJECTS_OUTPUTS
+
+    path = folder / "objects.plain.onnx"
+    if not path.is_file():
+        feats = model.encode_frames(torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0)))
+        n, hs, ws = Dim("N", min=1, max=4096), Dim("hs", min=1, max=256), Dim("ws", min=1, max=256)
+        dims = {name: {0: n, 2: (32 // s) * hs, 3: (32 // s) * ws} for name, s in zip(LEVELS, model.vision.strides)}
+        torch.onnx.export(_PlainObjects(model.objects).eval(), tuple(feats), input_names=list(LEVELS),
+                          output_names=list(OBJECTS_OUTPUTS), dynamic_shapes=dims, dynamo=True,
+                          external_data=False, verbose=False).save(str(path))
+    return path.name
+
+
+def onnx_modes(folder: Path, keys: list[str], calibrate, model) -> dict[str, tuple[str, dict, dict]]:
+    """The modes `keys` with the extra graphs they name built (only those) and put in their kwargs."""
     built: dict[str, str] = {}
 
     def graph(name: str) -> str:
         if name not in built:
-            if name.startswith("dec:"):
+            if name == "obj:plain":
+                built[name] = plain_objects_graph(model, folder)
+            elif name.startswith("dec:"):
                 built.update({f"dec:{k}": v for k, v in quantized_decoders(folder).items()})
             else:
                 frames = calibrate()
@@ -237,7 +274,7 @@ def main() -> None:
                     help="mp4: decode a video file in the timed path (end to end); memory: frames already decoded")
     ap.add_argument("--onnx", type=Path, default=None, help="reuse (or write) the export, and the test videos, here")
     ap.add_argument("--iou-frames", type=int, default=4, help="0: skip the IoU check")
-    ap.add_argument("--profile", action="store_true", help="also print where the time goes (one more run each)")
+    ap.add_argument("--profile", action="store_true", help="also print where the time goes and the backbone share (--runs more interleaved runs, medians)")
     ap.add_argument("--head", default="single", choices=("single", "multi", "objects"),
                     help="objects: the object-centric model (vision + objects graphs per frame, the Python tracker, "
                          "the refer graph once per sentence)")
@@ -270,7 +307,7 @@ def main() -> None:
 
     have_davis = DAVIS_SAMPLE.is_dir()
     modes = {"torch": ("torch (eager)", None, {}),
-             **onnx_modes(folder, keys, lambda: calibration_frames(DAVIS_SAMPLE) if have_davis else [])}
+             **onnx_modes(folder, keys, lambda: calibration_frames(DAVIS_SAMPLE) if have_davis else [], model)}
     runtimes = {k: model if kw is None else OnnxModel(folder, **kw) for k, (_, kw, _) in modes.items()}
     for key, rt in runtimes.items():
         if key != "torch":
@@ -310,11 +347,17 @@ def main() -> None:
             iou = "-" if key == "torch" else (f"{worst[key]:.4f}" if key in worst else "n/a")
             print(f"| {size} | {modes[key][0]} | {t * 1000:.1f} | {1 / t:.2f} | {rows['torch'] / t:.2f}x | {iou} |",
                   flush=True)
-        if args.profile:
-            for key, rt in runtimes.items():
-                parts = profile(Predictor(rt, window=8, **modes[key][2]), rt, load(), args.frames)
-                print(f"  profile {size} {key} (ms/frame): " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()),
-                      flush=True)
+        if args.profile:  # --runs more rounds, interleaved; the median of each part
+            runs = {key: [] for key in runtimes}
+            for _ in range(args.runs):
+                for key, rt in runtimes.items():
+                    runs[key].append(profile(Predictor(rt, window=8, **modes[key][2]), rt, load(), args.frames))
+            for key, got in runs.items():
+                parts = {k: statistics.median(r[k] for r in got) for k in got[0]}
+                share = statistics.median(r["encode_frames"] / r["total"] for r in got)
+                print(f"  profile {size} {key} (ms/frame, median of {args.runs}): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                      + f"; end to end / backbone {share:.1%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@
 The objects head (`model.head=objects`, video-level) is exported as the per-frame and per-sentence parts around
 its tracker, which stays in Python (rvos.models.tracking.QueryTracker, as in the torch runtime):
 
-- `ObjectsGraph`: C2..C5 of N frames -> every frame's object queries (embedding, objectness, mask logits), no
-  sentence involved (`ObjectRVOSModel.frame_objects`);
+- `ObjectsGraph` (export/objects_graph.py): C2..C5 of N frames -> every frame's object queries (embedding,
+  objectness, mask logits), no sentence involved (`ObjectRVOSModel.frame_objects`, in an inference form that
+  computes the same function with far fewer operations over the memory maps);
 - `ReferGraph`: the whole video's track tokens (rvos.models.referring.TrackInputs) + S sentences' TextFeatures ->
   track logits and relevance (`ObjectRVOSModel.refer`).
 
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvos.export.objects_graph import ObjectsGraph  # noqa: F401  (one of the graphs; its own file)
 from rvos.models.text import TextFeatures
 
 # RVOSOutput fields an export carries, when the model fills them (None fields are left out of the graph):
@@ -64,17 +66,6 @@ class DecodeGraph(nn.Module):
         """c_l [T, C_l, h_l, w_l]; words [1, L, C_t]; pad_mask bool [1, L]; sentence [1, C_t]."""
         out = self.model.decode([c2, c3, c4, c5], TextFeatures(words, pad_mask, sentence), 1, c2.shape[0])
         return tuple(getattr(out, name) for name in self.outputs)
-
-
-class ObjectsGraph(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.objects = model.objects
-
-    def forward(self, c2, c3, c4, c5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """c_l [N, C_l, h_l, w_l] -> embed [N, Q, D], objectness logits [N, Q], mask logits [N, Q, H/4, W/4]."""
-        out = self.objects([c2, c3, c4, c5])
-        return out.embed, out.logits, out.masks
 
 
 class ReferGraph(nn.Module):

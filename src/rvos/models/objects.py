@@ -25,15 +25,19 @@ def _gn(c: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, c), c)
 
 
+def sine_tables(h: int, w: int, dim: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of `sine_positions`: per column [w, dim/2] (sin, cos of x) and per row [h, dim/2] (of y)."""
+    freq = torch.pi * 2.0 ** torch.arange(dim // 4, device=device, dtype=dtype)  # [dim/4]
+    xs = ((torch.arange(w, device=device, dtype=dtype) + 0.5) / w)[:, None] * freq
+    ys = ((torch.arange(h, device=device, dtype=dtype) + 0.5) / h)[:, None] * freq
+    return torch.cat([xs.sin(), xs.cos()], 1), torch.cat([ys.sin(), ys.cos()], 1)
+
+
 def sine_positions(h: int, w: int, dim: int, device, dtype=torch.float32) -> torch.Tensor:
-    """[h*w, dim] 2-D sine embedding of normalised cell centres (DETR), for any frame size."""
-    ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
-    xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    quarter = dim // 4
-    freq = 2 * torch.pi * (2.0 ** torch.arange(quarter, device=device, dtype=dtype))[None] / 2  # [1, dim/4]
-    px, py = xx.reshape(-1, 1) * freq, yy.reshape(-1, 1) * freq
-    return torch.cat([px.sin(), px.cos(), py.sin(), py.cos()], dim=1)  # [h*w, dim]
+    """[h*w, dim] 2-D sine embedding of normalised cell centres (DETR), for any frame size: cell (i, j) (row-major)
+    is [sin x f, cos x f, sin y f, cos y f] with f = pi 2^k, k < dim/4."""
+    cols, rows = sine_tables(h, w, dim, device, dtype)
+    return torch.cat([cols[None].expand(h, -1, -1), rows[:, None].expand(-1, w, -1)], -1).reshape(h * w, dim)
 
 
 class PixelDecoder(nn.Module):
@@ -51,15 +55,22 @@ class PixelDecoder(nn.Module):
         self.memory_proj = nn.ModuleList(nn.Conv2d(d, dim, 1) for d in dims[:2])  # strides 16, 8 -> D
         self.out = nn.Conv2d(dims[-1], mask_dim, 1)
 
-    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def levels(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The maps before the last 1x1 convs: stride-4 [N, dims[-1], H/4, W/4] (before `out`) and [stride 32
+        [N, D, ..], stride 16 [N, dims[0], ..], stride 8 [N, dims[1], ..]] (before `memory_proj`). The inference
+        graph (export/objects_graph.py) applies those linear maps on the queries' side instead."""
         c2, c3, c4, c5 = feats
         x = self.top(c5)  # [N, D, H/32, W/32]
-        memories = [x]
+        maps = [x]
         for k, (reduce, lateral, smooth, c) in enumerate(zip(self.reduce, self.lateral, self.smooth, (c4, c3, c2))):
             x = smooth(F.interpolate(reduce(x), size=c.shape[-2:], mode="nearest") + lateral(c))
             if k < 2:
-                memories.append(self.memory_proj[k](x))  # strides 16, 8
-        return self.out(x), memories
+                maps.append(x)  # strides 16, 8
+        return x, maps
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, maps = self.levels(feats)
+        return self.out(x), [maps[0]] + [proj(m) for proj, m in zip(self.memory_proj, maps[1:])]
 
 
 @dataclass
@@ -83,6 +94,10 @@ class DecoderLayer(nn.Module):
 
     def forward(self, q, qpos, memory, mpos, attn_mask):
         a, _ = self.cross(q + qpos, memory + mpos, memory, attn_mask=attn_mask, need_weights=False)
+        return self.after_cross(q, qpos, a)
+
+    def after_cross(self, q, qpos, a):
+        """q, qpos [N, Q, D], the cross-attention's output a [N, Q, D] -> the layer's output [N, Q, D]."""
         q = self.norms[0](q + a)
         a, _ = self.self_attn(q + qpos, q + qpos, q, need_weights=False)
         q = self.norms[1](q + a)
