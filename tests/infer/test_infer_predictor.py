@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from infer_helpers import N, TinyModel, close_to, expected_mask, make_video
 from rvos.errors import ConfigError, DatasetError
@@ -53,6 +55,21 @@ def test_geometry_sizes():
     g = Geometry.create(480, 854, size=360)
     assert (g.model_h, g.model_w, g.pad_h, g.pad_w) == (360, 640, 384, 640)
     assert Geometry.create(45, 61).pad_h == 64
+
+
+def test_to_input_planes_scale_and_zero_padding():
+    frame = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10  # [H=2, W=3, RGB]
+    g = Geometry.create(2, 3, pad_to=4)
+    x = g.to_input([frame, frame[::-1]])  # a non-contiguous view too
+    assert x.shape == (2, 3, 4, 4) and x.dtype == torch.float32
+    assert x[0, 1, 0, 2].item() == pytest.approx(frame[0, 2, 1] / 255.0)  # channel planes in RGB order
+    np.testing.assert_allclose(x[0, :, :2, :3].numpy(), frame.transpose(2, 0, 1) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(x[1, :, :2, :3].numpy(), frame[::-1].transpose(2, 0, 1) / 255.0, rtol=1e-6)
+    assert x[:, :, 2:].abs().sum() == 0 and x[:, :, :, 3:].abs().sum() == 0  # padding is zero, not stale memory
+    up = Geometry.create(2, 3, size=4, pad_to=8).to_input([frame])  # resized to 4x6, padded to 8x8
+    assert up.shape == (1, 3, 8, 8) and up[0, :, 4:].abs().sum() == 0 and up[0, :, :, 6:].abs().sum() == 0
+    want = cv2.resize(frame, (6, 4), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1) / 255.0
+    np.testing.assert_allclose(up[0, :, :4, :6].numpy(), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("queries", [1, 2])

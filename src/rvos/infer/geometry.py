@@ -33,15 +33,20 @@ class Geometry:
 
     def to_input(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames [H, W, 3] -> float [T, 3, pad_h, pad_w] in [0, 1], zero padding bottom/right."""
-        out = torch.zeros(len(frames), 3, self.pad_h, self.pad_w)
+        mh, mw = self.model_h, self.model_w
+        out = torch.empty(len(frames), 3, self.pad_h, self.pad_w)
+        out[:, :, mh:] = 0
+        out[:, :, :mh, mw:] = 0
+        planes = out.numpy()
         for t, frame in enumerate(frames):
             if frame.shape[:2] != (self.height, self.width):
                 frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-            if (self.model_h, self.model_w) != (self.height, self.width):
-                shrink = self.model_h < self.height
-                frame = cv2.resize(frame, (self.model_w, self.model_h),
-                                   interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            out[t, :, : self.model_h, : self.model_w] = torch.from_numpy(np.require(frame, np.uint8, ['C', 'W'])).permute(2, 0, 1)
+            if (mh, mw) != (self.height, self.width):
+                shrink = mh < self.height
+                frame = cv2.resize(frame, (mw, mh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            # one plane at a time (cv2.split): contiguous copies, a third faster than a strided HWC -> CHW copy
+            for c, plane in enumerate(cv2.split(np.require(frame, np.uint8, ['C']))):
+                planes[t, c, :mh, :mw] = plane
         return out.div_(255.0)
 
     def upsample(self, logits: torch.Tensor) -> torch.Tensor:

@@ -56,8 +56,9 @@ def compose(masks: torch.Tensor, objectness: torch.Tensor, track_logits: torch.T
 def describe_tracks(objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
     """N frames' objects and C2..C5, perm [N, Q] (slot -> query) -> descriptors [N, K, F] in track order (no
     parameters: the ONNX runtime calls it on the objects graph's outputs as the torch model does)."""
-    e, lg, m = (gather_tracks(x, perm) for x in (objects.embed, objects.logits, objects.masks))
-    return frame_descriptors(e, lg, m, [features[i] for i in POOLED_LEVELS])
+    # each query's descriptor depends on that query alone: describe in query order, then reorder the small result
+    desc = frame_descriptors(objects.embed, objects.logits, objects.masks, [features[i] for i in POOLED_LEVELS])
+    return gather_tracks(desc, perm)  # [N, K, F]
 
 
 def presence_logit(objectness: torch.Tensor, track_logits: torch.Tensor) -> torch.Tensor:

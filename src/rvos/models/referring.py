@@ -40,9 +40,15 @@ class TrackInputs:
 
 def _pool(feat: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     """feat [N, C, H, W], prob [N, K, h, w] -> [N, K, C]: feature mean under each soft mask."""
-    p = F.interpolate(prob, size=feat.shape[-2:], mode="area") if prob.shape[-2:] != feat.shape[-2:] else prob
-    w = p.flatten(2)  # [N, K, HW]
-    return torch.einsum("nkp,ncp->nkc", w, feat.flatten(2)) / (w.sum(-1, keepdim=True) + 1e-4)
+    (h, w), (fh, fw) = prob.shape[-2:], feat.shape[-2:]
+    if (h, w) == (fh, fw):
+        p = prob
+    elif h % fh == 0 and w % fw == 0 and h // fh == w // fw:  # the usual stride ratio: the same means, faster
+        p = F.avg_pool2d(prob, h // fh)
+    else:
+        p = F.interpolate(prob, size=(fh, fw), mode="area")
+    p = p.flatten(2)  # [N, K, HW]
+    return torch.bmm(p, feat.flatten(2).transpose(1, 2)) / (p.sum(-1, keepdim=True) + 1e-4)
 
 
 def frame_descriptors(embed: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor, feats: list[torch.Tensor]
