@@ -47,3 +47,32 @@ def test_packaged_davis_config_loads():
     cfg = load_config("objects_davis")
     assert cfg.model.head == "objects" and cfg.method.name == "objects" and cfg.data.repeat == 4
     assert cfg.data.extra_synth_dir and cfg.data.clip.instances
+
+
+def test_negative_rule_attributes_keeps_only_certainly_false_pairs(davis_sample, tmp_path):
+    from rvos.data.negatives import sample_negatives
+    from rvos.data.synth import SynthConfig, generate
+    from rvos.data.synth.truth import SynthTruth
+    from rvos.train.loop import negative_filter
+
+    root = generate(tmp_path / "s", SynthConfig(frames=8, height=64, width=96, train=4, valid=0, test=0, workers=1))
+    cfg = load_config(None, [f"data.root={root}", "data.extra_synth=3", "data.extra_synth_frames=8",
+                             "data.negative_rule=attributes"])
+    records = load_records(cfg, "train")
+    may_refer = negative_filter(cfg)
+    truth = SynthTruth.load(root).merged(SynthTruth.load(tmp_path / "s-extra3-seed1-f8", prefix="s-extra3-seed1-f8/"))
+    pairs = [(r.video_id, e, v.video_id) for r in records for e in r.expressions for v in records]
+    assert [may_refer(*p) for p in pairs] == [truth.may_refer(*p) for p in pairs]  # root and extra videos alike
+    assert not all(may_refer(*p) for p in pairs)
+    assert all((r.video_id, e.exp_id) in truth.queries for r in records if is_extra(r) for e in r.expressions)
+    negatives = sample_negatives(records, 5.0, 0, may_refer=may_refer)
+    assert negatives and {r.video_id for r, _ in negatives} & {r.video_id for r in records if is_extra(r)}
+    sources = {f"neg-{r.video_id}-{e.exp_id}": (r.video_id, e) for r in records for e in r.expressions}
+    for rec, neg in negatives:  # every pair: the sentence matches no object of the video it is paired with
+        src, exp = sources[neg.exp_id]
+        assert not truth.may_refer(src, exp, rec.video_id)
+    assert negative_filter(load_config(None, [f"data.root={root}"])) is None  # the default: R2-VOS's category rule
+    with pytest.raises(ConfigError, match="negative_rule must be 'category' or 'attributes'"):
+        negative_filter(load_config(None, [f"data.root={root}", "data.negative_rule=colour"]))
+    with pytest.raises(ConfigError, match="needs a synthetic benchmark with stored queries"):
+        negative_filter(load_config(None, [f"data.root={davis_sample}", "data.negative_rule=attributes"]))

@@ -222,8 +222,11 @@ def train_objects(cfg, out, *, resume: bool = False, eval_fn=None, records=None,
 
         from rvos.data.negatives import sample_negatives, with_negatives
 
-        paired = {r.video_id: r for r in with_negatives(records, sample_negatives(records, cfg.data.negative_ratio,
-                                                                                   cfg.data.negative_seed))}
+        from rvos.train.loop import negative_filter
+
+        negatives = sample_negatives(records, cfg.data.negative_ratio, cfg.data.negative_seed,
+                                     may_refer=negative_filter(cfg))
+        paired = {r.video_id: r for r in with_negatives(records, negatives)}
         videos = [replace(v, record=paired[v.record.video_id]) for v in videos]
     dataset = TrackDataset([v for v in videos for _ in range(copies[v.record.video_id])])
     t2 = Trainer(c2, out, resume=resume and checkpoint_path(out).is_file(), model=model, records=records,

@@ -34,6 +34,9 @@ class DataConfig:
     regime_seed: int = 0
     negative_ratio: float = 0.0  # R2-VOS: sampled negative expressions (from unrelated videos) per positive one
     negative_seed: int = 0
+    # which sampled pairs count as negatives: "category" (R2-VOS: no object of the sentence's categories in the video)
+    # or "attributes" (the synthetic benchmark's stored queries: the sentence matches no object there; certainly false)
+    negative_rule: str = "category"
     # More synthetic training videos: generated once (seed extra_synth_seed, the default video size) next to
     # data.root as <root>-extra<N>-seed<S>[-f<F>], and their train split joins the training records (ids prefixed).
     extra_synth: int = 0

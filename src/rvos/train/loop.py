@@ -96,6 +96,39 @@ def is_extra(rec: VideoRecord) -> bool:
     return EXTRA_TAG in rec.video_id.split("/")[0] and "/" in rec.video_id
 
 
+def extra_synth_folder(root: str | Path, n: int, seed: int, folder: str | Path | None = None, frames: int = 0) -> Path:
+    """Where `data.extra_synth` puts its videos: <root>-extra<N>-seed<S>[-f<F>] next to `root`, or in `folder`."""
+    root = Path(root)
+    name = f"{root.name}{EXTRA_TAG}{n}-seed{seed}" + (f"-f{frames}" if frames else "")
+    return root.parent / name if folder is None else Path(folder) / name
+
+
+def negative_filter(cfg: TrainConfig):
+    """`data.negative_rule` as the `may_refer` of rvos.data.negatives (None: R2-VOS's category rule). "attributes"
+    reads the synthetic benchmark's stored queries, of data.root and of its extra videos (rvos.data.synth.truth)."""
+    rule = cfg.data.negative_rule
+    if rule == "category":
+        return None
+    if rule != "attributes":
+        raise ConfigError(f"data.negative_rule must be 'category' or 'attributes', got {rule!r}")
+    from rvos.data.synth.truth import SynthTruth
+
+    truth = SynthTruth.load(cfg.data.root)
+    if truth is None:
+        raise ConfigError(f"data.negative_rule=attributes needs a synthetic benchmark with stored queries (rvos data "
+                          f"synth); {cfg.data.root} is not one or predates them: use data.negative_rule=category")
+    if cfg.data.extra_synth:
+        d = cfg.data
+        folder = extra_synth_folder(d.root, d.extra_synth, d.extra_synth_seed, d.extra_synth_dir or None,
+                                    d.extra_synth_frames)
+        extra = SynthTruth.load(folder, prefix=f"{folder.name}/")
+        if extra is None:
+            raise ConfigError(f"data.negative_rule=attributes: the extra videos in {folder} have no stored queries; "
+                              f"delete that folder so that it is generated again")
+        truth = truth.merged(extra)
+    return truth.may_refer
+
+
 def extra_synth_records(root: str | Path, n: int, seed: int, folder: str | Path | None = None,
                         frames: int = 0) -> list[VideoRecord]:
     """The train split of `n` more synthetic videos (generated once, deterministic from `seed`, next to `root`,
@@ -109,9 +142,7 @@ def extra_synth_records(root: str | Path, n: int, seed: int, folder: str | Path 
 
     if frames and frames < 8:
         raise ConfigError(f"data.extra_synth_frames must be 0 or >= 8 (the generator's minimum), got {frames}")
-    root = Path(root)
-    name = f"{root.name}{EXTRA_TAG}{n}-seed{seed}" + (f"-f{frames}" if frames else "")
-    folder = root.parent / name if folder is None else Path(folder) / name
+    folder = extra_synth_folder(root, n, seed, folder, frames)
     if not (folder / "synth.json").is_file():
         sizes = dict(seed=seed, train=n, valid=0, test=0) | ({"frames": frames} if frames else {})
         generate(folder, SynthConfig(**sizes), overwrite=True)
@@ -144,7 +175,7 @@ class Trainer:
             from rvos.data.negatives import sample_negatives, with_negatives
 
             records = with_negatives(records, sample_negatives(unique_records(records), cfg.data.negative_ratio,
-                                                               cfg.data.negative_seed))
+                                                               cfg.data.negative_seed, may_refer=negative_filter(cfg)))
         if model is None:
             from rvos.models import build_model
 

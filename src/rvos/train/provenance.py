@@ -59,6 +59,7 @@ def training_data(cfg, records: Sequence[VideoRecord]) -> dict:
         "mask_targets": kinds[TargetKind.MASK],
         "box_targets": kinds[TargetKind.BOX],
         "negative_ratio": cfg.data.negative_ratio,
+        "negative_rule": getattr(cfg.data, "negative_rule", "category"),
         "extra_synth": getattr(cfg.data, "extra_synth", 0),  # generated synthetic videos among `videos`
         "repeat": getattr(cfg.data, "repeat", 1),  # the dataset's own videos, this many times an epoch
         "synthetic": _synthetic(root),

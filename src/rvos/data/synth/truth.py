@@ -48,6 +48,10 @@ class SynthTruth:
                         queries[(prefix + vid, eid)] = e["query"]["np"]
         return cls(objects, queries) if queries else None
 
+    def merged(self, other: "SynthTruth") -> "SynthTruth":
+        """One table over both benchmarks' videos (e.g. data.root and its extra videos, whose ids are prefixed)."""
+        return SynthTruth(self.objects | other.objects, self.queries | other.queries)
+
     def may_refer(self, source_video: str, expression: Expression, video: str) -> bool:
         """False when the expression's noun phrase matches no object of `video` (it is then certainly absent
         there); True otherwise, and when either is unknown."""
