@@ -6,7 +6,9 @@ with `--r2-rule attributes` only sentences certainly false of the video: rvos.da
 ungated J&F of the positives.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/grounding.py --checkpoint runs/objects/checkpoints/last.pt \
-        --data data/synth [--split test] [--json out.json]
+        --data data/synth [--split test] [--json out.json] [--size 288]
+    # --size: the model sees frames with the shorter side resized to this (for a model trained at another size
+    # than the videos' own, e.g. data.clip.size=[288,480] on the 192x320 benchmark)
     # train first, one run per seed (any packaged config and overrides), then score each:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/grounding.py --train objects_synth --seeds 0 1 2 \
         --out runs/grounding --data data/synth [key=value ...]
@@ -41,7 +43,7 @@ def presence_auc(pos: list[float], neg: list[float]) -> float:
 
 
 def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0, presence_threshold: float | None = None,
-          r2_rule: str = "category") -> dict:
+          r2_rule: str = "category", size: int | None = None) -> dict:
     from rvos.data.readers import open_dataset
     from rvos.demo import j_and_f_by_kind
     from rvos.evaluate import evaluate_predictions
@@ -67,9 +69,9 @@ def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0, presence_t
         may_refer = truth.may_refer
     paired = r2_eval_records(records, "both", r2_seed, may_refer=may_refer)
     t0 = time.perf_counter()
-    gated = predict_records(model, paired, presence_threshold=presence_threshold)
+    gated = predict_records(model, paired, presence_threshold=presence_threshold, size=size)
     pos_only = [r for r in (_subset(r, True) for r in paired) if r.expressions]
-    ungated = predict_records(model, pos_only, gate=False, presence_threshold=presence_threshold)
+    ungated = predict_records(model, pos_only, gate=False, presence_threshold=presence_threshold, size=size)
     took = time.perf_counter() - t0
     src = MemoryPredictions(gated, scores=dict(gated.scores), presence=dict(gated.presence))
     jf = evaluate_predictions(pos_only, src, "all-frames")
@@ -84,7 +86,7 @@ def score(checkpoint: Path, data: Path, split: str, r2_seed: int = 0, presence_t
         kinds = {k: v for k, v in j_and_f_by_kind(jf, data, split).items() if k != "absent"}
     pos = [gated.presence_scores[(r.video_id, e.exp_id)] for r in paired for e in r.expressions if e.positive]
     neg = [gated.presence_scores[(r.video_id, e.exp_id)] for r in paired for e in r.expressions if not e.positive]
-    return {"checkpoint": str(checkpoint), "r2_rule": r2_rule, "presence_threshold": presence_threshold, "J&F": jf.summary["J&F"], "J": jf.summary["J"], "F": jf.summary["F"],
+    return {"checkpoint": str(checkpoint), "r2_rule": r2_rule, "presence_threshold": presence_threshold, "size": size, "J&F": jf.summary["J&F"], "J": jf.summary["J"], "F": jf.summary["F"],
             "kinds": kinds, "J&F_ungated": jf_ungated.summary["J&F"], "R": r2.summary["R"],
             "R_own_absent": r_by["own_absent"], "R_unrelated": r_by["unrelated"],
             "J&F&R": r2.summary["J&F&R"], "presence_auc": presence_auc(pos, neg), "positives": len(pos),
@@ -118,6 +120,8 @@ def main() -> None:
                          "synthetic benchmark, also no object matching the sentence's noun phrase "
                          "(rvos.data.synth.truth: rules out true sentences that name no category)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--size", type=int, default=None,
+                    help="resize the frames' shorter side to this for the model (default: the videos' own size)")
     ap.add_argument("--presence-threshold", type=float, nargs="*", default=[None],
                     help="operating points of the gate (one row each; the ungated column does not depend on it)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
@@ -139,7 +143,7 @@ def main() -> None:
             checkpoints.append(run / "checkpoints" / "last.pt")
     rows, results = [], []
     for c, thr in [(c, thr) for c in checkpoints for thr in args.presence_threshold]:
-        res = score(c, args.data, args.split, args.r2_seed, thr, args.r2_rule)
+        res = score(c, args.data, args.split, args.r2_seed, thr, args.r2_rule, args.size)
         res["train_seconds"] = train_seconds.get(str(c))
         results.append(res)
         kinds = " ".join(f"{k} {v[1]:.3f}" for k, v in res["kinds"].items())
