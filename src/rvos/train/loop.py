@@ -68,8 +68,7 @@ def load_records(cfg: TrainConfig, split: Optional[str]) -> list[VideoRecord]:
         raise ConfigError("data.root is not set (the dataset folder to train on)")
     records = open_dataset(cfg.data.root, layout=cfg.data.layout, split=split)
     if cfg.data.extra_synth and split == cfg.data.train_split:
-        records = list(records) + extra_synth_records(cfg.data.root, cfg.data.extra_synth, cfg.data.extra_synth_seed,
-                                                      cfg.data.extra_synth_dir or None, cfg.data.extra_synth_frames)
+        records = list(records) + extra_synth_records(*extra_synth_args(cfg.data))
     records = apply_regime(records, cfg.data.regime, seed=cfg.data.regime_seed)
     if cfg.data.augment and split == cfg.data.train_split:  # WSRVOS: training expressions' positives, negatives
         from rvos.augment.cache import apply_augmentation, read_augmentation
@@ -96,6 +95,12 @@ def is_extra(rec: VideoRecord) -> bool:
     return EXTRA_TAG in rec.video_id.split("/")[0] and "/" in rec.video_id
 
 
+def extra_synth_args(d) -> tuple:
+    """cfg.data's extra-video settings as (root, n, seed, folder, frames), the arguments of extra_synth_records and
+    extra_synth_folder."""
+    return d.root, d.extra_synth, d.extra_synth_seed, d.extra_synth_dir or None, d.extra_synth_frames
+
+
 def extra_synth_folder(root: str | Path, n: int, seed: int, folder: str | Path | None = None, frames: int = 0) -> Path:
     """Where `data.extra_synth` puts its videos: <root>-extra<N>-seed<S>[-f<F>] next to `root`, or in `folder`."""
     root = Path(root)
@@ -118,9 +123,7 @@ def negative_filter(cfg: TrainConfig):
         raise ConfigError(f"data.negative_rule=attributes needs a synthetic benchmark with stored queries (rvos data "
                           f"synth); {cfg.data.root} is not one or predates them: use data.negative_rule=category")
     if cfg.data.extra_synth:
-        d = cfg.data
-        folder = extra_synth_folder(d.root, d.extra_synth, d.extra_synth_seed, d.extra_synth_dir or None,
-                                    d.extra_synth_frames)
+        folder = extra_synth_folder(*extra_synth_args(cfg.data))
         extra = SynthTruth.load(folder, prefix=f"{folder.name}/")
         if extra is None:
             raise ConfigError(f"data.negative_rule=attributes: the extra videos in {folder} have no stored queries; "
