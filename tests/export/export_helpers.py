@@ -33,7 +33,7 @@ def balanced_threshold(model, video: Video, sentence: str, size=None, frames: in
     geo = Geometry.create(video.height, video.width, size)
     frames = min(frames, len(video))
     x = geo.to_input([video.frame(i) for i in range(frames)])
-    out = model.decode(model.encode_frames(x), model.encode_text([sentence]), 1, frames)
+    out = model(x[None], [sentence])  # [1, T, ...]
     q = int(out.scores[0].sum(0).argmax())
     med = float(out.mask_logits[0, :, q].median())
     return min(max(1.0 / (1.0 + math.exp(-med)), 1e-4), 1 - 1e-4)

@@ -16,8 +16,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def tiny_checkpoint(folder, **model):
     from rvos.models import ModelConfig, build_model
     from rvos.train.checkpoint import FORMAT, atomic_torch_save
     from rvos.train.config import TrainConfig, to_dict
@@ -25,10 +24,15 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     cfg = TrainConfig(model=ModelConfig(vision="tiny", text="tiny", dim=16, num_heads=2, fpn_dims=(16, 16, 8),
                                         head="objects", obj_queries=3, obj_layers=2, obj_mask_dim=8, ref_layers=1,
-                                        ref_bins=4, ref_threshold=0.3))
-    path = tmp_path_factory.mktemp("ckpt") / "objects.pt"
+                                        ref_bins=4, ref_threshold=0.3, **model))
+    path = folder / "objects.pt"
     atomic_torch_save({"format": FORMAT, "config": to_dict(cfg), "model": build_model(cfg.model).state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +83,7 @@ def test_refer_graph_takes_other_lengths_and_sentence_counts(models):
             assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4)
 
 
-def test_predictor_parity_on_real_frames(models, davis_sample):
-    model, onnx = models
+def assert_predictor_parity(model, onnx, davis_sample):
     video, sentence = davis_clips(davis_sample, 7)[1]  # camel, 7 frames: windows of 4 and 3
     thr = balanced_threshold(model, video, sentence, size=96)
     sentences = [sentence, "the brown camel on the left"]
@@ -93,6 +96,23 @@ def test_predictor_parity_on_real_frames(models, davis_sample):
         assert g.presence_score == pytest.approx(r.presence_score, abs=1e-4)
         assert g.scores == pytest.approx(r.scores, abs=1e-4)
         assert g.relevance == pytest.approx(r.relevance, abs=1e-4)
+
+
+def test_predictor_parity_on_real_frames(models, davis_sample):
+    assert_predictor_parity(*models, davis_sample)
+
+
+def test_colour_model_exports_and_reads_the_frames(tmp_path, davis_sample):
+    """model.ref_colour: the manifest says so, and the onnxruntime Predictor passes the frames to the descriptors."""
+    from rvos.export import OnnxModel
+    from rvos.train.checkpoint import load_model_from_checkpoint
+
+    path = tiny_checkpoint(tmp_path, ref_colour=True)
+    assert main(["export", str(path), "--onnx", str(tmp_path / "onnx")]) == 0
+    assert json.loads((tmp_path / "onnx/manifest.json").read_text())["colour"] is True
+    model, onnx = load_model_from_checkpoint(path)[0].eval(), OnnxModel(tmp_path / "onnx")
+    assert onnx.colour
+    assert_predictor_parity(model, onnx, davis_sample)
 
 
 def test_segment_runtime_onnx_matches_torch(exported, checkpoint, tmp_path, davis_sample, models, capsys):

@@ -76,6 +76,28 @@ def test_predictor_video_path_gates_and_reports_relevance(tmp_path):
     assert strict.gated and sum(strict.areas) == 0 and not kept.gated
 
 
+def test_colour_model_trains_from_cached_features_and_segments(tmp_path):
+    """model.ref_colour with a frozen backbone: phase 1 reads cached features, the track cache reads the frames'
+    colour beside them, and the Predictor passes its input frames to the descriptors."""
+    from rvos.train.track_cache import load_tracks
+
+    cfg = objects_cfg(feature_cache="memory")
+    cfg.model.vision_frozen, cfg.model.ref_colour = True, True
+    recs = tiny_records()
+    train_objects(cfg, tmp_path / "run", records=recs)
+    plain = objects_cfg()
+    plain.model.vision_frozen = True
+    width = build_model(plain.model).referrer.inp[0].in_features - 2  # descriptor width without colour, motion
+    videos = load_tracks(tmp_path / "run/tracks.pt", recs)
+    assert all(v.descriptors.shape[-1] == width + 3 for v in videos)
+    colour = torch.cat([v.descriptors[..., -3:].flatten(0, 1) for v in videos]).float()
+    assert colour.abs().max() <= 0.5 and colour.std(0).min() > 0  # mean RGB - 0.5, varying with the masks
+    model, _ = load_model_from_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert model.colour
+    res = Predictor(model, window=2).segment(recs[0].video, ["the red square"])[0]
+    assert len(res.areas) == len(recs[0].video)
+
+
 def test_assign_tracks_by_video_iou():
     t, h, w = 2, 4, 4
     a = torch.zeros(t, h, w, dtype=torch.bool)

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from rvos.errors import ConfigError
 from rvos.losses.objects import ObjectLossWeights, match_objects, object_losses
 from rvos.models import ModelConfig, build_model
 from rvos.models.object_model import compose, presence_logit
@@ -125,6 +126,41 @@ def tiny_objects_model():
     torch.manual_seed(0)
     return build_model(ModelConfig(vision="tiny", text="tiny", dim=16, num_heads=2, fpn_dims=(16, 16, 8), head="objects",
                                    obj_queries=3, obj_layers=2, obj_mask_dim=8, ref_layers=1, ref_bins=4))
+
+
+def test_descriptors_colour_of_a_square():
+    """ref_colour: the frames' mean RGB under the mask (frames at 4x the mask grid, as the model's input is),
+    minus 0.5, after the pooled levels."""
+    h, w = 8, 16
+    m = square(h, w, 2, 4, 4) * 40 - 20  # a 4x4 square at rows 2..5, cols 4..7 of the mask grid
+    frames = torch.full((1, 3, 4 * h, 4 * w), 0.5)
+    frames[0, :, 8:24, 16:32] = torch.tensor([0.9, 0.2, 0.1])[:, None, None]  # the square's pixels, 4x as many
+    frames[0, :, 8:10, 16:32] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]  # a blue band on its top eighth
+    d = frame_descriptors(torch.zeros(1, 1, 3), torch.tensor([[0.0]]), m[None, None], [torch.ones(1, 2, h, w)], frames)
+    assert d.shape == (1, 1, 6 + 3 + 2 + 3)
+    expect = [(7 * 0.9 + 0.1) / 8 - 0.5, 0.2 - 0.5, (7 * 0.1 + 0.9) / 8 - 0.5]
+    assert d[0, 0, 11:].tolist() == pytest.approx(expect, abs=1e-4)
+    plain = frame_descriptors(torch.zeros(1, 1, 3), torch.tensor([[0.0]]), m[None, None], [torch.ones(1, 2, h, w)])
+    assert torch.equal(d[..., :11], plain)  # the other channels do not change
+
+
+def test_objects_model_with_colour_forward_backward_and_needs_frames():
+    torch.manual_seed(0)
+    cfg = ModelConfig(vision="tiny", text="tiny", dim=16, num_heads=2, fpn_dims=(16, 16, 8), head="objects",
+                      obj_queries=3, obj_layers=2, obj_mask_dim=8, ref_layers=1, ref_bins=4, ref_colour=True)
+    model = build_model(cfg)
+    plain = tiny_objects_model()
+    assert model.referrer.inp[0].in_features == plain.referrer.inp[0].in_features + 3
+    frames = torch.rand(2, 6, 3, 64, 96)
+    out = model(frames, ["the red circle", "two squares"])
+    assert out.mask_logits.shape == (2, 6, 1, 16, 24) and out.extras["track_logits"].shape == (2, 3)
+    (out.mask_logits.mean() + out.presence.sum()).backward()
+    assert model.referrer.inp[0].weight.grad[:, -5:-2].abs().sum() > 0  # the colour channels reach the referrer
+    feats = [f.unflatten(0, (2, 6)) for f in model.encode_frames(frames.flatten(0, 1))]
+    with pytest.raises(ConfigError, match="ref_colour|colour"):
+        model(None, ["the red circle", "two squares"], features=feats)
+    with pytest.raises(ConfigError, match="ref_colour"):
+        ModelConfig(head="single", ref_colour=True)
 
 
 def test_objects_model_forward_backward():

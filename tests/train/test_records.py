@@ -73,6 +73,6 @@ def test_negative_rule_attributes_keeps_only_certainly_false_pairs(davis_sample,
         assert not truth.may_refer(src, exp, rec.video_id)
     assert negative_filter(load_config(None, [f"data.root={root}"])) is None  # the default: R2-VOS's category rule
     with pytest.raises(ConfigError, match="negative_rule must be 'category' or 'attributes'"):
-        negative_filter(load_config(None, [f"data.root={root}", "data.negative_rule=colour"]))
+        load_config(None, [f"data.root={root}", "data.negative_rule=colour"])  # even with no negatives sampled
     with pytest.raises(ConfigError, match="needs a synthetic benchmark with stored queries"):
         negative_filter(load_config(None, [f"data.root={davis_sample}", "data.negative_rule=attributes"]))

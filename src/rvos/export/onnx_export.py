@@ -164,7 +164,7 @@ def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> d
 
     # refer: traced on two sentences of different lengths over one video's track tokens
     texts = model.encode_text([sentence, "a dog"])
-    inputs = _track_inputs(model, feats, 2)
+    inputs = _track_inputs(model, feats, frames, 2)
     S, Tb, L = Dim("S", min=1, max=4096), Dim("Tb", min=1, max=max(2, model.bins)), Dim("L", min=1, max=4096)
     _onnx(ReferGraph(model), (*_refer_args(inputs), texts.words, texts.pad_mask, texts.sentence),
           folder / "refer.onnx", list(REFER_INPUTS), list(REFER_OUTPUTS),
@@ -177,18 +177,20 @@ def _export_objects(model, folder: Path, stride: int, opset: Optional[int]) -> d
                            "text": "text.onnx"},
                 "stride": stride, "levels": list(LEVELS), "objects_outputs": list(OBJECTS_OUTPUTS),
                 "refer_inputs": list(REFER_INPUTS), "refer_outputs": list(REFER_OUTPUTS),
-                "bins": int(model.bins), "momentum": float(model.momentum), "text_keys": list(keys),
+                "bins": int(model.bins), "momentum": float(model.momentum),
+                "colour": bool(model.colour), "text_keys": list(keys),
                 "tokenizer": tokenizer_spec(model.text, folder), "clip": False, "max_frames": MAX_FRAMES,
                 "trace": list(TRACE[:3])}
     manifest["parity"] = _check(model, folder, manifest, MAX_FRAMES, ("the dog", "a person"), _objects_gaps)
     return manifest
 
 
-def _track_inputs(model, feats: list[torch.Tensor], sentences: int):
-    """One video's TrackInputs (its frames tracked as the Predictor does), repeated for `sentences` sentences."""
+def _track_inputs(model, feats: list[torch.Tensor], frames: torch.Tensor, sentences: int):
+    """One video's TrackInputs (its frames [T, 3, H, W] tracked as the Predictor does), repeated for `sentences`
+    sentences."""
     from rvos.models.referring import TrackInputs
 
-    one = model.track_inputs(model.track_clip(feats, 1, feats[0].shape[0]).descriptors)
+    one = model.track_inputs(model.track_clip(feats, 1, feats[0].shape[0], frames=frames).descriptors)
     return TrackInputs(*(x.expand(sentences, *x.shape[1:]).contiguous()
                          for x in (one.tokens, one.alive, one.frame_pos, one.valid)))
 
@@ -204,7 +206,7 @@ def _onnx(module, args, path: Path, inputs, outputs, dynamic, kw) -> None:
 
 def _check(model, folder: Path, manifest: dict, max_t: int, others: tuple[str, ...], head) -> dict:
     """Run the exported graphs on sizes they were not traced on and compare with PyTorch; ConfigError on a gap.
-    The vision and text graphs are checked here; `head(model, onnx, features, text, T)` checks the head's graphs
+    The vision and text graphs are checked here; `head(model, onnx, frames, features, text, T)` checks the head's graphs
     (gaps by output name) on the check frames and the sentences CHECK's + `others`."""
     from rvos.export.runtime import OnnxModel
 
@@ -222,7 +224,7 @@ def _check(model, folder: Path, manifest: dict, max_t: int, others: tuple[str, .
     gaps["words"] = _gap(text.words.masked_fill(text.pad_mask[..., None], 0),
                          ref_text.words.masked_fill(ref_text.pad_mask[..., None], 0))
     gaps["sentence"] = _gap(text.sentence, ref_text.sentence)
-    gaps.update(head(model, onnx, ref_feats, ref_text, t))
+    gaps.update(head(model, onnx, frames, ref_feats, ref_text, t))
     bad = {k: v for k, v in gaps.items() if v["max_abs"] > TOLERANCE * max(1.0, v["scale"])}
     if bad:
         raise ConfigError(f"ONNX export does not reproduce PyTorch on a {t}x{h}x{w} check input (traced on "
@@ -230,18 +232,19 @@ def _check(model, folder: Path, manifest: dict, max_t: int, others: tuple[str, .
     return {"input": [t, 3, h, w], "sentence": sentence, "tolerance": TOLERANCE, "outputs": gaps}
 
 
-def _decode_gaps(model, onnx, feats: list[torch.Tensor], text: TextFeatures, t: int) -> dict:
+def _decode_gaps(model, onnx, frames: torch.Tensor, feats: list[torch.Tensor], text: TextFeatures, t: int) -> dict:
     """decode.onnx on the first sentence."""
     one = TextFeatures(text.words[:1], text.pad_mask[:1], text.sentence[:1])
     ref, got = model.decode(feats, one, 1, t), onnx.decode(feats, one, 1, t)
     return {name: _gap(getattr(got, name), getattr(ref, name)) for name in onnx.manifest["decode_outputs"]}
 
 
-def _objects_gaps(model, onnx, feats: list[torch.Tensor], text: TextFeatures, t: int) -> dict:
+def _objects_gaps(model, onnx, frames: torch.Tensor, feats: list[torch.Tensor], text: TextFeatures, t: int
+                  ) -> dict:
     """objects.onnx on the frames, refer.onnx on their tracks with every sentence."""
     ref_obj, got_obj = model.frame_objects(feats), onnx.frame_objects(feats)
     gaps = {name: _gap(getattr(got_obj, name), getattr(ref_obj, name)) for name in OBJECTS_OUTPUTS}
-    inputs = _track_inputs(model, feats, text.sentence.shape[0])
+    inputs = _track_inputs(model, feats, frames, text.sentence.shape[0])
     for name, a, b in zip(REFER_OUTPUTS, onnx.refer(inputs, text), model.refer(inputs, text)):
         gaps[name] = _gap(a, b)
     return gaps

@@ -173,6 +173,7 @@ class OnnxObjectModel(OnnxModel):
     def __init__(self, folder: str | Path, **kwargs):
         super().__init__(folder, **kwargs)
         self.bins, self.momentum = int(self.manifest["bins"]), float(self.manifest["momentum"])
+        self.colour = bool(self.manifest.get("colour", False))  # model.ref_colour (absent from older exports)
 
     def decode(self, features, text, B, T):
         raise ConfigError(f"{self.folder} is an objects-head export: it decides over whole videos; run it with "
@@ -186,10 +187,15 @@ class OnnxObjectModel(OnnxModel):
         embed, logits, masks = (torch.from_numpy(o) for o in self.sessions["objects"].run(None, feed))
         return FrameObjects(embed, logits, masks, [], None)
 
-    def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
+    def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor,
+                 frames: torch.Tensor | None = None) -> torch.Tensor:
+        """The torch model's describe, on the objects graph's outputs (frames are read only with `colour`)."""
         from rvos.models.object_model import describe_tracks
 
-        return describe_tracks(objects, features, perm)
+        if self.colour and frames is None:
+            raise ConfigError(f"{self.folder} was exported from a model.ref_colour=true model: describe needs the "
+                              "input frames")
+        return describe_tracks(objects, features, perm, frames if self.colour else None)
 
     def track_inputs(self, descriptors: list[torch.Tensor]):
         from rvos.models.referring import video_inputs

@@ -34,12 +34,13 @@ def segment_tracks(pred, video, sentences: list[str], results, keep, sinks, spil
     descs, objectness = [], []
     for start in progress(range(0, n, pred.window)):
         idx = list(range(start, min(n, start + pred.window)))
-        feats = pred.encode(geo.to_input([video.frame(i) for i in idx]).to(pred.device))
+        x = geo.to_input([video.frame(i) for i in idx]).to(pred.device)  # [n, 3, H, W]
+        feats = pred.encode(x)
         with pred._autocast():
             objects = model.frame_objects(feats)
         perm = torch.stack([tracker.step(objects.embed[t], objects.logits[t]) for t in range(len(idx))])
         with pred._autocast():
-            d = model.describe(objects, feats, perm)  # [n, K, F]
+            d = model.describe(objects, feats, perm, x)  # [n, K, F] (x read only by colour models)
         descs.append(rescale_geometry(d.float().cpu(), geo.pad_h / geo.model_h, geo.pad_w / geo.model_w))
         objectness.append(gather_tracks(objects.logits, perm).float().cpu())  # [n, K]
         spill.append(0, gather_tracks(objects.masks, perm).float())  # [n, K, h, w]

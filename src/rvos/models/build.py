@@ -13,7 +13,7 @@ from rvos.models.moment import MomentHead
 from rvos.models.object_model import POOLED_LEVELS, ObjectRVOSModel
 from rvos.models.objects import ObjectDecoder
 from rvos.models.propagation import MaskPropagation
-from rvos.models.referring import GEOMETRY, MOTION, TrackReferrer
+from rvos.models.referring import COLOUR, GEOMETRY, MOTION, TrackReferrer
 from rvos.models.rvos_model import R2Parts, RVOSModel
 from rvos.models.selection import BidirectionalSelection
 from rvos.models.temporal import TemporalContext
@@ -64,7 +64,7 @@ def build_object_model(cfg: ModelConfig, vision, text) -> ObjectRVOSModel:
     """head="objects": the language-free object decoder and the track referrer (models/object_model.py)."""
     objects = ObjectDecoder(tuple(vision.channels), cfg.dim, cfg.obj_queries, cfg.obj_layers, cfg.num_heads,
                             cfg.fpn_dims, cfg.obj_mask_dim)
-    in_dim = GEOMETRY + cfg.dim + sum(vision.channels[i] for i in POOLED_LEVELS) + MOTION
+    in_dim = GEOMETRY + cfg.dim + sum(vision.channels[i] for i in POOLED_LEVELS) + COLOUR * cfg.ref_colour + MOTION
     referrer = TrackReferrer(in_dim, text.dim, cfg.dim, cfg.num_heads, cfg.ref_layers, cfg.ref_dropout)
     return ObjectRVOSModel(vision=vision, text=text, objects=objects, referrer=referrer, bins=cfg.ref_bins,
-                           momentum=cfg.track_momentum, config=cfg)
+                           momentum=cfg.track_momentum, colour=cfg.ref_colour, config=cfg)

@@ -61,6 +61,7 @@ class ModelConfig:
     ref_dropout: float = 0.0  # dropout in the referrer's attention and FFN (phase 2 overfits the track cache)
     ref_threshold: float = 0.5  # a track is selected (and the object present) when sigmoid(track logit) >= this
     track_momentum: float = 0.8  # memory momentum of the query tracker
+    ref_colour: bool = False  # the track descriptors also carry the frame's mean RGB under each mask (3 channels)
     selection: bool = False  # WSRVOS bidirectional feature selection before the fusion (models/selection.py)
     selection_topk_visual: int = 10  # visual tokens kept per frame (the public code: 10)
     selection_topk_words: int = 10  # words kept per sentence (the public code: 10)
@@ -107,6 +108,9 @@ class ModelConfig:
                 not 0.0 < self.ref_threshold < 1.0:
             raise ConfigError("model.obj_queries, obj_layers, obj_mask_dim, ref_layers and ref_bins must be >= 1, "
                               "model.track_momentum and model.ref_dropout in [0, 1), model.ref_threshold in (0, 1)")
+        if self.ref_colour and self.head != "objects":
+            raise ConfigError("model.ref_colour is a part of head='objects' (the track descriptors); "
+                              f"model.head={self.head!r} has no tracks")
         if self.expression_pool not in ("sigmoid", "softmax"):
             raise ConfigError(f"model.expression_pool must be 'sigmoid' or 'softmax', got {self.expression_pool!r}")
         if self.selection_topk_visual < 1 or self.selection_topk_words < 1:

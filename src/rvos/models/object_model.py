@@ -26,6 +26,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from rvos.errors import ConfigError
 from rvos.models.objects import FrameObjects, ObjectDecoder
 from rvos.models.output import RVOSOutput
 from rvos.models.referring import TrackInputs, TrackReferrer, frame_descriptors, video_inputs
@@ -53,11 +54,14 @@ def compose(masks: torch.Tensor, objectness: torch.Tensor, track_logits: torch.T
     return torch.minimum(masks, gate[..., None, None]).amax(1)
 
 
-def describe_tracks(objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
-    """N frames' objects and C2..C5, perm [N, Q] (slot -> query) -> descriptors [N, K, F] in track order (no
-    parameters: the ONNX runtime calls it on the objects graph's outputs as the torch model does)."""
+def describe_tracks(objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor,
+                    frames: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """N frames' objects and C2..C5, perm [N, Q] (slot -> query), and the input frames [N, 3, H, W] for a model with
+    `ref_colour` (None otherwise) -> descriptors [N, K, F] in track order (no parameters: the ONNX runtime calls it
+    on the objects graph's outputs as the torch model does)."""
     # each query's descriptor depends on that query alone: describe in query order, then reorder the small result
-    desc = frame_descriptors(objects.embed, objects.logits, objects.masks, [features[i] for i in POOLED_LEVELS])
+    desc = frame_descriptors(objects.embed, objects.logits, objects.masks, [features[i] for i in POOLED_LEVELS],
+                             frames)
     return gather_tracks(desc, perm)  # [N, K, F]
 
 
@@ -70,10 +74,11 @@ class ObjectRVOSModel(nn.Module):
     video_level = True  # the Predictor decides over whole videos (infer/track_predictor.py)
 
     def __init__(self, *, vision: VisionEncoder, text: TextEncoder, objects: ObjectDecoder, referrer: TrackReferrer,
-                 bins: int = 32, momentum: float = 0.8, config=None):
+                 bins: int = 32, momentum: float = 0.8, colour: bool = False, config=None):
         super().__init__()
         self.vision, self.text, self.objects, self.referrer = vision, text, objects, referrer
         self.bins, self.momentum, self.config = bins, momentum, config
+        self.colour = colour  # the descriptors carry the mean RGB under each mask (model.ref_colour): needs frames
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """frames [N, 3, H, W] in [0, 1] -> [C2, C3, C4, C5], each [N, C_l, H_l, W_l]."""
@@ -86,14 +91,27 @@ class ObjectRVOSModel(nn.Module):
         """Per frame, independently: C2..C5 [N, C_l, H_l, W_l] -> the N frames' object queries."""
         return self.objects(features)
 
-    def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor) -> torch.Tensor:
-        """N frames' objects and features, perm [N, Q] (slot -> query) -> descriptors [N, K, F] in track order."""
-        return describe_tracks(objects, features, perm)
+    def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor,
+                 frames: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """N frames' objects and features, perm [N, Q] (slot -> query), the input frames [N, 3, H, W] (read only
+        with `colour`) -> descriptors [N, K, F] in track order."""
+        return describe_tracks(objects, features, perm, self.colour_frames(frames))
+
+    def colour_frames(self, frames: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The frames the descriptors read colour from: `frames` for a colour model (which needs them), else None."""
+        if not self.colour:
+            return None
+        if frames is None:
+            raise ConfigError("this objects model was trained with model.ref_colour=true: its track descriptors read "
+                              "the input frames' colour, so describe/decode need the frames, not only features")
+        return frames
 
     def track_clip(self, features: list[torch.Tensor], B: int, T: int,
-                   objects: Optional[FrameObjects] = None) -> ClipTracks:
-        """features per level [B*T, C_l, H_l, W_l] (frame-major within a clip): each clip linked as one video."""
+                   objects: Optional[FrameObjects] = None, frames: Optional[torch.Tensor] = None) -> ClipTracks:
+        """features per level [B*T, C_l, H_l, W_l] (frame-major within a clip), frames [B*T, 3, H, W] (needed with
+        `colour`): each clip linked as one video."""
         objects = objects or self.frame_objects(features)
+        frames = self.colour_frames(frames)
         embed, logits, masks, descs = [], [], [], []
         for b in range(B):
             sl = slice(b * T, (b + 1) * T)
@@ -101,7 +119,8 @@ class ObjectRVOSModel(nn.Module):
             embed.append(gather_tracks(objects.embed[sl], perm))
             logits.append(gather_tracks(objects.logits[sl], perm))
             masks.append(gather_tracks(objects.masks[sl], perm))
-            descs.append(frame_descriptors(embed[-1], logits[-1], masks[-1], [features[i][sl] for i in POOLED_LEVELS]))
+            descs.append(frame_descriptors(embed[-1], logits[-1], masks[-1], [features[i][sl] for i in POOLED_LEVELS],
+                                           None if frames is None else frames[sl]))
         return ClipTracks(torch.stack(embed), torch.stack(logits), torch.stack(masks), descs)
 
     def track_inputs(self, descriptors: list[torch.Tensor]) -> TrackInputs:
@@ -111,10 +130,15 @@ class ObjectRVOSModel(nn.Module):
         """-> track logits [B, K], relevance logits [B, K, T'] (T' = the resampled length, <= bins)."""
         return self.referrer(inputs, text.words, text.pad_mask, text.sentence)
 
-    def decode(self, features: list[torch.Tensor], text: TextFeatures, B: int, T: int) -> RVOSOutput:
+    @property
+    def decode_needs_frames(self) -> bool:  # forward_clip then passes decode the frames too
+        return self.colour
+
+    def decode(self, features: list[torch.Tensor], text: TextFeatures, B: int, T: int,
+               frames: Optional[torch.Tensor] = None) -> RVOSOutput:
         """The clip form: each of the B clips of T frames is treated as a whole video (see the module docstring)."""
         check_decode_inputs(features, text, B, T)
-        tracks = self.track_clip(features, B, T)
+        tracks = self.track_clip(features, B, T, frames=frames)  # frames [B*T, 3, H, W]: colour models only
         track_logits, relevance = self.refer(self.track_inputs(tracks.descriptors), text)  # [B, K], [B, K, T']
         if relevance.shape[-1] != T:  # resampled: back to frames, nearest bin
             idx = (torch.arange(T, device=relevance.device) * relevance.shape[-1] // T)

@@ -7,7 +7,8 @@ video. So the decision is taken over tracks, not pixels:
 
 - `describe_tracks`: per track slot k and frame t a descriptor: the object query's embedding, the frame's C2/C3/C4
   features pooled under the query's soft mask (colour, texture and shape read where the object is), the mask's
-  geometry (centre, spread, area) and its objectness.
+  geometry (centre, spread, area) and its objectness; with `model.ref_colour`, also the frame's mean RGB under the
+  mask (the pooled features hold colour only as the ImageNet backbone encodes it).
 - `TrackReferrer`: the descriptors become tokens with a frame-position embedding. Each layer attends along time
   within a track (motion: where it goes, when it stops), across tracks within a frame (positions and relations:
   "leftmost", "above the ring"), and from every token to the words (the sentence decides what matters), then an
@@ -28,6 +29,7 @@ from torch import nn
 
 GEOMETRY = 6  # cx, cy, sx, sy, sqrt(area), objectness: the first channels of every descriptor
 MOTION = 2  # dx, dy between consecutive (resampled) frames, appended by `with_motion`
+COLOUR = 3  # mean R, G, B of the frame under the mask, minus 0.5 (`model.ref_colour`): after the pooled levels
 
 
 @dataclass
@@ -51,11 +53,23 @@ def _pool(feat: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     return torch.bmm(p, feat.flatten(2).transpose(1, 2)) / (p.sum(-1, keepdim=True) + 1e-4)
 
 
-def frame_descriptors(embed: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor, feats: list[torch.Tensor]
-                      ) -> torch.Tensor:
+def frame_colour(frames: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """frames [N, 3, H, W] in [0, 1] (the model's input), mask probabilities [N, K, h, w] -> [N, K, COLOUR]: the
+    mean colour under each mask, read from the frames averaged down to the masks' grid, minus 0.5."""
+    (h, w), (fh, fw) = prob.shape[-2:], frames.shape[-2:]
+    if fh % h == 0 and fw % w == 0 and fh // h == fw // w:
+        small = F.avg_pool2d(frames.float(), fh // h) if fh != h else frames.float()
+    else:
+        small = F.interpolate(frames.float(), size=(h, w), mode="area")
+    return _pool(small, prob) - 0.5
+
+
+def frame_descriptors(embed: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor, feats: list[torch.Tensor],
+                      frames: torch.Tensor | None = None) -> torch.Tensor:
     """Per frame, in track order: embed [N, K, D], objectness logits [N, K], mask logits [N, K, h, w], pooled
-    levels (e.g. C2, C3, C4) each [N, C_l, H_l, W_l] -> [N, K, GEOMETRY + D + sum C_l]. Frames are independent, so
-    a streaming predictor computes this a window at a time."""
+    levels (e.g. C2, C3, C4) each [N, C_l, H_l, W_l], and optionally the input frames [N, 3, H, W] ->
+    [N, K, GEOMETRY + D + sum C_l (+ COLOUR with frames)]. Frames are independent, so a streaming predictor
+    computes this a window at a time."""
     n, k, h, w = masks.shape
     prob = masks.float().sigmoid()  # [N, K, h, w]
     ys = (torch.arange(h, device=masks.device, dtype=prob.dtype) + 0.5) / h
@@ -67,7 +81,10 @@ def frame_descriptors(embed: torch.Tensor, logits: torch.Tensor, masks: torch.Te
     sy = ((py * (ys - cy[..., None]) ** 2).sum(-1) / mass).clamp_min(0).sqrt()
     area = prob.mean((-2, -1))
     geo = torch.stack([cx, cy, sx * 4, sy * 4, area.sqrt() * 4, logits.float().sigmoid()], -1)  # [N, K, 6]
-    return torch.cat([geo, embed.float()] + [_pool(f.float(), prob) for f in feats], -1)
+    parts = [geo, embed.float()] + [_pool(f.float(), prob) for f in feats]
+    if frames is not None:
+        parts.append(frame_colour(frames, prob))
+    return torch.cat(parts, -1)
 
 
 def rescale_geometry(desc: torch.Tensor, fy: float, fx: float) -> torch.Tensor:

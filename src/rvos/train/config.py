@@ -48,6 +48,10 @@ class DataConfig:
     augment_threshold: Optional[float] = None  # re-filter its positives by score (None: the file's kept flags)
     clip: ClipConfig = field(default_factory=ClipConfig)
 
+    def __post_init__(self) -> None:  # checked here, so a misspelt rule fails even when no negatives are sampled
+        if self.negative_rule not in ("category", "attributes"):
+            raise ConfigError(f"data.negative_rule must be 'category' or 'attributes', got {self.negative_rule!r}")
+
 
 @dataclass
 class OptimConfig:

@@ -112,10 +112,8 @@ def negative_filter(cfg: TrainConfig):
     """`data.negative_rule` as the `may_refer` of rvos.data.negatives (None: R2-VOS's category rule). "attributes"
     reads the synthetic benchmark's stored queries, of data.root and of its extra videos (rvos.data.synth.truth)."""
     rule = cfg.data.negative_rule
-    if rule == "category":
+    if rule == "category":  # DataConfig allows only this and "attributes"
         return None
-    if rule != "attributes":
-        raise ConfigError(f"data.negative_rule must be 'category' or 'attributes', got {rule!r}")
     from rvos.data.synth.truth import SynthTruth
 
     truth = SynthTruth.load(cfg.data.root)

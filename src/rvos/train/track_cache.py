@@ -95,16 +95,20 @@ def build_track_cache(model, records: Sequence[VideoRecord], size: tuple[int, in
         for rec, flipped in items:
             n = len(rec.video)
             descs, logits, masks = [], [], []
-            feats_all = []
+            feats_all, frames_all = [], []
+            colour = getattr(model, "colour", False)  # descriptors that read the frames' colour need the frames
             for s in range(0, n, chunk):
                 idx = list(range(s, min(n, s + chunk)))
+                frames = None
+                if features is None or colour:
+                    frames = torch.stack([cache_frame(rec, i, size, flipped) for i in idx]).to(device)
                 if features is not None:
                     feats = [f.to(device) for f in features.lookup(rec.video_id, idx, flipped)]
                 else:
-                    frames = torch.stack([cache_frame(rec, i, size, flipped) for i in idx]).to(device)
                     feats = model.encode_frames(frames)
                 obj = model.frame_objects(feats)
                 feats_all.append(feats)
+                frames_all.append(frames)
                 logits.append(obj.logits)
                 masks.append(obj.masks)
                 descs.append(obj)
@@ -112,9 +116,9 @@ def build_track_cache(model, records: Sequence[VideoRecord], size: tuple[int, in
             logit = torch.cat(logits)
             perm = link_queries(embed, logit, model.momentum)  # [T, Q]
             d, pm = [], []
-            for k, (o, feats) in enumerate(zip(descs, feats_all)):
+            for k, (o, feats, frames) in enumerate(zip(descs, feats_all, frames_all)):
                 p = perm[k * chunk: k * chunk + o.embed.shape[0]]
-                d.append(model.describe(o, feats, p))
+                d.append(model.describe(o, feats, p, frames))
                 sel = torch.gather(o.masks, 1, p[..., None, None].expand(-1, -1, *o.masks.shape[-2:]).to(o.masks.device))
                 alive = torch.gather(o.logits, 1, p.to(o.logits.device)) > 0
                 pm.append((sel > 0) & alive[..., None, None])
