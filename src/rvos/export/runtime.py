@@ -190,12 +190,9 @@ class OnnxObjectModel(OnnxModel):
     def describe(self, objects: FrameObjects, features: list[torch.Tensor], perm: torch.Tensor,
                  frames: torch.Tensor | None = None) -> torch.Tensor:
         """The torch model's describe, on the objects graph's outputs (frames are read only with `colour`)."""
-        from rvos.models.object_model import describe_tracks
+        from rvos.models.object_model import colour_input, describe_tracks
 
-        if self.colour and frames is None:
-            raise ConfigError(f"{self.folder} was exported from a model.ref_colour=true model: describe needs the "
-                              "input frames")
-        return describe_tracks(objects, features, perm, frames if self.colour else None)
+        return describe_tracks(objects, features, perm, colour_input(self.colour, frames, f"the export {self.folder}"))
 
     def track_inputs(self, descriptors: list[torch.Tensor]):
         from rvos.models.referring import video_inputs

@@ -65,6 +65,17 @@ def describe_tracks(objects: FrameObjects, features: list[torch.Tensor], perm: t
     return gather_tracks(desc, perm)  # [N, K, F]
 
 
+def colour_input(colour: bool, frames: Optional[torch.Tensor], model: str) -> Optional[torch.Tensor]:
+    """The frames the descriptors read colour from: `frames` for a colour model (which needs them), else None;
+    `model` names the model in the error (the torch model, or an ONNX export's folder)."""
+    if not colour:
+        return None
+    if frames is None:
+        raise ConfigError(f"{model} was trained with model.ref_colour=true: its track descriptors read the input "
+                          "frames' colour, so describe/decode need the frames, not only features")
+    return frames
+
+
 def presence_logit(objectness: torch.Tensor, track_logits: torch.Tensor) -> torch.Tensor:
     """objectness [..., T, K], track logits [..., K] -> [...]: the best track that is referred and is an object."""
     return torch.minimum(track_logits, objectness.amax(-2)).amax(-1)
@@ -98,13 +109,7 @@ class ObjectRVOSModel(nn.Module):
         return describe_tracks(objects, features, perm, self.colour_frames(frames))
 
     def colour_frames(self, frames: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """The frames the descriptors read colour from: `frames` for a colour model (which needs them), else None."""
-        if not self.colour:
-            return None
-        if frames is None:
-            raise ConfigError("this objects model was trained with model.ref_colour=true: its track descriptors read "
-                              "the input frames' colour, so describe/decode need the frames, not only features")
-        return frames
+        return colour_input(self.colour, frames, "this objects model")
 
     def track_clip(self, features: list[torch.Tensor], B: int, T: int,
                    objects: Optional[FrameObjects] = None, frames: Optional[torch.Tensor] = None) -> ClipTracks:

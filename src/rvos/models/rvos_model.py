@@ -184,8 +184,5 @@ def forward_clip(model: nn.Module, frames: Optional[torch.Tensor], text, feature
     if not isinstance(text, TextFeatures):
         text = model.encode_text(list(text))
     if getattr(model, "decode_needs_frames", False):  # e.g. an objects model whose descriptors read colour
-        if frames is None:
-            raise ConfigError("this model reads the frames' colour when it decodes: forward needs the frames "
-                              "[B, T, 3, H, W], not only cached features")
-        return model.decode(flat, text, B, T, frames=frames.flatten(0, 1))
+        return model.decode(flat, text, B, T, frames=None if frames is None else frames.flatten(0, 1))
     return model.decode(flat, text, B, T)
